@@ -1,0 +1,47 @@
+# mlops-events: run `make help` for the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z][a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with every extra
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP) ## Format and fix what ruff can
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: $(STAMP) ## Set up and run lint, type checks and the whole test suite
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## Only the fast tests (no emulators, no kfp.local)
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+compile: $(STAMP) ## Compile every pipeline to build/templates with a manifest of digests
+	$(VENV)/bin/mlops-events compile --out build/templates
+
+bundle: $(STAMP) ## Build the deployable functions bundle in build/bundle
+	$(VENV)/bin/mlops-events bundle --out build/bundle
+
+clean: ## Remove build outputs (keeps .venv)
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install lint fmt test test-fast compile bundle clean

@@ -1,0 +1,430 @@
+"""The routing rules file: loading and validation.
+
+A rules file is a table of "when X, run Y with Z" (documented in README, "Routing rules").
+Validation happens once, at load time, and reports every problem at once, each named by rule
+and field, so a bad deploy fails in CI rather than at the first event:
+
+- unknown keys, unknown event kinds, match criteria that do not apply to the rule's kind;
+- unknown pipelines, parameters the pipeline does not declare or that carry authority
+  (service account, pipeline root, project, region, template), constants of the wrong type;
+- placeholders that name fields the event kind does not have;
+- ``${VAR}`` references to variables that are not set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Final
+
+import yaml
+
+from events.errors import ConfigError
+from events.model import EVENT_KINDS, REGISTRY_METHODS
+from events.template import TemplateError, placeholders
+from pipelines.catalog import PIPELINES, RESERVED_PARAMETERS, PipelineSpec
+
+_PUBSUB: Final = ("topic", "attributes")
+# Which match criteria apply to which event kind.
+MATCH_KEYS: Final[dict[str, frozenset[str]]] = {
+    "storage.object.finalized": frozenset(
+        {"bucket", "prefix", "glob", "suffix", "content_type", "min_size", "max_size", "metadata"}
+    ),
+    "monitoring.alert": frozenset(
+        {*_PUBSUB, "state", "source", "policy_name", "policy_labels", "model", "is_test"}
+    ),
+    "run.request": frozenset({*_PUBSUB, "pipeline"}),
+    "pubsub.message": frozenset(_PUBSUB),
+    "model_registry": frozenset({"method", "alias", "model", "api_version"}),
+    "audit.log": frozenset({"service", "method"}),
+}
+
+# The fields each kind exposes to placeholders (``fields()`` of events.model; a test keeps them in step).
+KIND_FIELDS: Final[dict[str, frozenset[str]]] = {
+    "storage.object.finalized": frozenset(
+        {
+            "kind",
+            "bucket",
+            "name",
+            "uri",
+            "dirname",
+            "basename",
+            "stem",
+            "suffix",
+            "parts",
+            "dataset",
+            "generation",
+            "metageneration",
+            "size",
+            "content_type",
+            "md5_hash",
+            "crc32c",
+            "time_created",
+            "metadata",
+        }
+    ),
+    "pubsub.message": frozenset(
+        {"kind", "topic", "project", "message_id", "publish_time", "attributes", "data"}
+    ),
+    "monitoring.alert": frozenset(
+        {
+            "kind",
+            "topic",
+            "attributes",
+            "message_id",
+            "source",
+            "alert_id",
+            "state",
+            "model",
+            "policy_name",
+            "policy_labels",
+            "condition",
+            "summary",
+            "features",
+            "max_score",
+            "threshold",
+            "window",
+            "report_uri",
+            "is_test",
+        }
+    ),
+    "run.request": frozenset(
+        {
+            "kind",
+            "topic",
+            "attributes",
+            "message_id",
+            "pipeline",
+            "parameters",
+            "idempotency_key",
+            "requested_by",
+        }
+    ),
+    "model_registry": frozenset(
+        {
+            "kind",
+            "method",
+            "api_version",
+            "model",
+            "model_id",
+            "model_name",
+            "version",
+            "model_version",
+            "aliases",
+            "removed_aliases",
+            "display_name",
+            "principal",
+            "operation_id",
+        }
+    ),
+    "audit.log": frozenset({"kind", "service", "method", "resource_name", "principal", "operation_id"}),
+}
+
+_RULE_KEYS: Final = frozenset({"name", "description", "on", "match", "launch", "skip"})
+_LAUNCH_KEYS: Final = frozenset({"pipeline", "parameters", "allow", "caching"})
+_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+_VAR_RE: Final = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
+
+# Rule-level options added by other modules (debounce, cooldown...): key -> validator returning
+# problems. They are carried on the rule and applied by the edge, which owns state.
+OptionValidator = Callable[[Any], list[str]]
+OPTION_VALIDATORS: dict[str, OptionValidator] = {}
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    pipeline: str  # a catalog name, or a placeholder such as "{pipeline}" (then ``allow`` limits it)
+    parameters: Mapping[str, Any] | str  # a mapping of templates, or one placeholder giving a mapping
+    allow: tuple[str, ...] | None = None
+    caching: bool | None = None
+
+    @property
+    def pipeline_from_event(self) -> bool:
+        return "{" in self.pipeline
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    on: str
+    match: Mapping[str, Any] = field(default_factory=dict)
+    launch: LaunchSpec | None = None
+    skip: str | None = None
+    description: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pipeline(self) -> str | None:
+        if self.launch is None or self.launch.pipeline_from_event:
+            return None
+        return self.launch.pipeline
+
+    @property
+    def pipelines(self) -> tuple[str, ...]:
+        """Every pipeline this rule can launch."""
+        if self.launch is None:
+            return ()
+        if self.launch.pipeline_from_event:
+            return self.launch.allow or tuple(PIPELINES)
+        return (self.launch.pipeline,)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    source: str = "rules"
+
+    def for_kind(self, kind: str) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.on == kind)
+
+    def audit_methods(self) -> frozenset[str]:
+        """ModelService methods that model_registry rules need delivered (canonical names)."""
+        methods: set[str] = set()
+        for rule in self.for_kind("model_registry"):
+            wanted = rule.match.get("method")
+            if wanted is None:
+                # An alias criterion can only be met by calls that set aliases.
+                wanted = (
+                    ["UploadModel", "MergeVersionAliases", "UpdateModel"]
+                    if "alias" in rule.match
+                    else REGISTRY_METHODS
+                )
+            methods.update(_as_list(wanted))
+        return frozenset(methods)
+
+    def buckets(self) -> frozenset[str]:
+        return frozenset(
+            b for r in self.for_kind("storage.object.finalized") for b in _as_list(r.match.get("bucket", []))
+        )
+
+    def topics(self) -> frozenset[str]:
+        return frozenset(t for r in self.rules for t in _as_list(r.match.get("topic", [])))
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: ``on``, ``yes`` and ``no`` stay strings (a rule's ``on:`` is a key)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def default_rules_text() -> str:
+    return resources.files("events").joinpath("rules.default.yaml").read_text(encoding="utf-8")
+
+
+def load_rules(
+    text: str,
+    *,
+    variables: Mapping[str, str] | None = None,
+    source: str = "rules",
+    catalog: Mapping[str, PipelineSpec] = PIPELINES,
+) -> RuleSet:
+    """Parse and validate a rules file. Raises ConfigError listing every problem."""
+    problems: list[str] = []
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], source) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise ConfigError(["the file must be a mapping with a 'rules' list"], source)
+    unknown_top = set(doc) - {"version", "rules"}
+    if unknown_top:
+        problems.append(f"unknown top-level key(s): {', '.join(sorted(unknown_top))}")
+    if doc.get("version", 1) != 1:
+        problems.append(f"version {doc.get('version')!r} is not supported (expected 1)")
+
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(doc["rules"]):
+        label = raw.get("name", f"rules[{index}]") if isinstance(raw, dict) else f"rules[{index}]"
+        raw = _substitute_vars(raw, variables or {}, problems, f"rule {label}")
+        rule = _load_rule(raw, index, catalog, problems)
+        if rule is None:
+            continue
+        if rule.name in seen:
+            problems.append(f"rule {rule.name}: the name is used twice")
+        seen.add(rule.name)
+        rules.append(rule)
+    if problems:
+        raise ConfigError(problems, source)
+    return RuleSet(tuple(rules), source)
+
+
+def _substitute_vars(value: Any, variables: Mapping[str, str], problems: list[str], where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute_vars(v, variables, problems, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_vars(v, variables, problems, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if variables.get(name):
+            return variables[name]
+        if default is not None:
+            return default
+        problems.append(
+            f"variable ${{{name}}} is not set (set it in the environment, or use ${{{name}:-default}})"
+        )
+        return m.group(0)
+
+    return _VAR_RE.sub(repl, value)
+
+
+def _load_rule(raw: Any, index: int, catalog: Mapping[str, PipelineSpec], problems: list[str]) -> Rule | None:
+    where = f"rules[{index}]"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a mapping")
+        return None
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        problems.append(f"{where}: name {name!r} must be lowercase letters, digits and dashes (at most 40)")
+        name = where
+    else:
+        where = f"rule {name}"
+    before = len(problems)
+
+    options = {k: raw[k] for k in raw if k in OPTION_VALIDATORS}
+    unknown = set(raw) - _RULE_KEYS - set(OPTION_VALIDATORS)
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key, value in options.items():
+        problems.extend(f"{where}: {key}: {p}" for p in OPTION_VALIDATORS[key](value))
+
+    on = raw.get("on")
+    if on not in EVENT_KINDS:
+        problems.append(f"{where}: on: {on!r} is not an event kind (one of: {', '.join(EVENT_KINDS)})")
+        return None
+    match = raw.get("match") or {}
+    if not isinstance(match, dict):
+        problems.append(f"{where}: match: must be a mapping")
+        match = {}
+    _check_match(where, on, match, problems)
+
+    launch_raw, skip = raw.get("launch"), raw.get("skip")
+    if (launch_raw is None) == (skip is None):
+        problems.append(f"{where}: needs exactly one of 'launch' or 'skip'")
+    if skip is not None and not isinstance(skip, str):
+        problems.append(f"{where}: skip: must be a reason (text)")
+    launch = _load_launch(where, on, launch_raw, catalog, problems) if launch_raw is not None else None
+    if len(problems) > before:
+        return None
+    return Rule(name, on, match, launch, skip, str(raw.get("description", "")), options)
+
+
+def _check_match(where: str, on: str, match: Mapping[str, Any], problems: list[str]) -> None:
+    allowed = MATCH_KEYS[on]
+    for key, value in match.items():
+        if key not in allowed:
+            problems.append(
+                f"{where}: match.{key} does not apply to {on} events (use: {', '.join(sorted(allowed))})"
+            )
+            continue
+        if key in ("min_size", "max_size") and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            problems.append(f"{where}: match.{key} must be a non-negative integer")
+        elif key == "is_test" and not isinstance(value, bool):
+            problems.append(f"{where}: match.is_test must be true or false")
+        elif key in ("attributes", "policy_labels", "metadata"):
+            if not isinstance(value, dict):
+                problems.append(f"{where}: match.{key} must be a mapping of name to value")
+        elif key == "state" and any(str(v).lower() not in ("open", "closed") for v in _as_list(value)):
+            problems.append(f"{where}: match.state must be open or closed")
+        elif key == "method" and on == "model_registry":
+            bad = [m for m in _as_list(value) if m not in REGISTRY_METHODS]
+            if bad:
+                problems.append(
+                    f"{where}: match.method {bad} unknown (one of: {', '.join(REGISTRY_METHODS)})"
+                )
+        elif not isinstance(value, str | list | int):
+            problems.append(f"{where}: match.{key} must be a value or a list of values")
+
+
+def _load_launch(
+    where: str, on: str, raw: Any, catalog: Mapping[str, PipelineSpec], problems: list[str]
+) -> LaunchSpec | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: launch: must be a mapping")
+        return None
+    unknown = set(raw) - _LAUNCH_KEYS
+    if unknown:
+        problems.append(f"{where}: launch: unknown key(s) {', '.join(sorted(unknown))}")
+    pipeline = raw.get("pipeline")
+    params = raw.get("parameters", {})
+    allow = raw.get("allow")
+    caching = raw.get("caching")
+    if caching is not None and not isinstance(caching, bool):
+        problems.append(f"{where}: launch.caching must be true or false")
+    if allow is not None and (not isinstance(allow, list) or not all(isinstance(a, str) for a in allow)):
+        problems.append(f"{where}: launch.allow must be a list of pipeline names")
+        allow = None
+    for name in allow or []:
+        if name not in catalog:
+            problems.append(f"{where}: launch.allow: unknown pipeline {name!r} (known: {', '.join(catalog)})")
+    if not isinstance(pipeline, str) or not pipeline:
+        problems.append(f"{where}: launch.pipeline is required")
+        return None
+
+    known_fields = KIND_FIELDS[on]
+    try:
+        paths = placeholders([pipeline, params])
+    except TemplateError as exc:
+        problems.append(f"{where}: launch: {exc}")
+        paths = []
+    for path in paths:
+        if path.head not in known_fields:
+            problems.append(
+                f"{where}: placeholder {{{path.head}}} is not a field of {on} events "
+                f"(fields: {', '.join(sorted(known_fields))})"
+            )
+
+    spec = LaunchSpec(pipeline, params, tuple(allow) if allow else None, caching)
+    if spec.pipeline_from_event:
+        if not isinstance(params, str | dict):
+            problems.append(f"{where}: launch.parameters must be a mapping or a placeholder")
+        return spec
+    if pipeline not in catalog:
+        problems.append(
+            f"{where}: launch.pipeline: unknown pipeline {pipeline!r} (known: {', '.join(catalog)})"
+        )
+        return spec
+    if not isinstance(params, dict):
+        problems.append(f"{where}: launch.parameters must be a mapping for a fixed pipeline")
+        return spec
+    _check_parameters(where, catalog[pipeline], params, problems)
+    return spec
+
+
+def _check_parameters(where: str, spec: PipelineSpec, params: Mapping[str, Any], problems: list[str]) -> None:
+    for key, value in params.items():
+        param = spec.parameter(key)
+        if key in RESERVED_PARAMETERS:
+            problems.append(
+                f"{where}: launch.parameters.{key}: not allowed: rules choose data, never authority"
+            )
+        elif param is None:
+            problems.append(
+                f"{where}: launch.parameters.{key}: pipeline {spec.name!r} has no such parameter "
+                f"(it takes: {', '.join(p.name for p in spec.parameters)})"
+            )
+        elif not placeholders(value):
+            problem = param.check(value)
+            if problem:
+                problems.append(f"{where}: launch.parameters.{key}: {problem}")
+    missing = [p.name for p in spec.parameters if p.required and p.name not in params]
+    if missing:
+        problems.append(f"{where}: launch.parameters: pipeline {spec.name!r} requires {', '.join(missing)}")

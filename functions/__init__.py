@@ -1,0 +1,1 @@
+"""The edge: Cloud Functions entry points, settings, lazy clients and the error policy."""

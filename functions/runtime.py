@@ -1,0 +1,188 @@
+"""Per-instance runtime (rules, templates, launcher, dead letters) and the error policy.
+
+Error policy, because Eventarc and Pub/Sub redeliver every non-2xx answer:
+- permanent problems (malformed event, unsupported event, unknown pipeline, invalid parameters,
+  a request Vertex rejects, an event too old) are logged, recorded as a dead letter, and the
+  function returns normally (2xx) so the event is not redelivered forever;
+- transient problems (Vertex 429/5xx, timeouts, a dead letter that could not be published) raise,
+  the platform answers 500 and redelivers; the deterministic job id makes the retry safe.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from events import envelope, parse
+from events.decision import Decision, Reject, Skip
+from events.errors import PermanentError
+from events.model import Event, PubSubMessage
+from events.routing import RuleSet, default_rules_text, load_rules, route
+from functions.dead_letter import DeadLetters, make_record
+from functions.settings import Settings
+from pipelines.launch.base import Launcher, LaunchResult, PermanentLaunchError, Templates, TransientLaunchError
+
+
+def log(severity: str, message: str, **fields: Any) -> None:
+    """One structured line: Cloud Logging reads ``severity`` and ``message`` from stdout JSON."""
+    entry = {"severity": severity, "message": message, **{k: v for k, v in fields.items() if v is not None}}
+    sys.stdout.write(json.dumps(entry, default=str) + "\n")
+    sys.stdout.flush()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one event (returned for tests and the CLI; the function returns None)."""
+
+    decision: Decision
+    event: Event | None = None
+    launch: LaunchResult | None = None
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    @cached_property
+    def rules(self) -> RuleSet:
+        path = self.settings.config_path
+        text = path.read_text(encoding="utf-8") if path else default_rules_text()
+        return load_rules(text, variables=self.settings.variables, source=str(path or "default rules"))
+
+    @cached_property
+    def templates(self) -> Templates:
+        return Templates(self.settings.templates_dir)
+
+    @cached_property
+    def digests(self) -> dict[str, str]:
+        return self.templates.digests()
+
+    @cached_property
+    def launcher(self) -> Launcher:
+        s = self.settings
+        if s.launcher == "local":
+            from pipelines.launch.local import LocalLauncher
+
+            return LocalLauncher(s.state_dir, self.templates)
+        from pipelines.launch.vertex import VertexConfig
+
+        config = VertexConfig(
+            project=s.project or "local-project",
+            region=s.region,
+            pipeline_root=s.pipeline_root or "",
+            service_account=s.pipeline_service_account,
+            api_endpoint=s.vertex_api_endpoint,
+        )
+        if s.launcher == "dry-run":
+            from pipelines.launch.dry_run import DryRunLauncher
+
+            return DryRunLauncher(config, self.templates)
+        if not s.project or not s.pipeline_root:
+            raise PermanentLaunchError("GOOGLE_CLOUD_PROJECT and PIPELINE_ROOT (or DATA_BUCKET) must be set")
+        from pipelines.launch.vertex import VertexLauncher
+
+        return VertexLauncher(config, self.templates)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.settings.dead_letter_topic_path(), self.settings.dead_letter_dir)
+
+    def warm(self) -> None:
+        """Load rules and the manifest now (at cold start) so a bad config fails the deploy loudly."""
+        _ = self.rules, self.digests
+
+    # --- one event -----------------------------------------------------------------------------
+
+    def handle(self, entry_point: str, accepts: frozenset[str], attributes: Mapping[str, Any], data: Any) -> Outcome:
+        started = time.perf_counter()
+        base = {"entry_point": entry_point, "event_id": attributes.get("id"), "event_type": attributes.get("type")}
+        try:
+            event = parse.parse(envelope.from_attributes(attributes, data), max_message_bytes=self.settings.max_message_bytes)
+        except PermanentError as exc:
+            return self._reject(Reject(str(exc)), None, attributes, data, base)
+        except Exception as exc:  # a parser bug must not turn one bad event into endless retries
+            detail = f"internal error while parsing: {type(exc).__name__}: {exc}"
+            log("ERROR", detail, traceback=traceback.format_exc(), **base)
+            return self._reject(Reject(detail), None, attributes, data, base)
+
+        base["identity"] = event.identity
+        decision = self._decide(event, accepts)
+        if isinstance(decision, Reject):
+            return self._reject(decision, event, attributes, data, base)
+        if isinstance(decision, Skip):
+            log("INFO", f"skip: {decision.reason}", decision="skip", rule=decision.rule, reason=decision.reason, **base)
+            return Outcome(decision, event)
+
+        request = decision.request
+        fields = {**base, "decision": "launch", "rule": request.rule, "pipeline": request.pipeline, "job_id": request.job_id}
+        try:
+            result = self.launcher.launch(request)
+        except PermanentLaunchError as exc:
+            return self._reject(Reject(f"launch failed permanently: {exc}", rule=request.rule), event, attributes, data, base)
+        except TransientLaunchError as exc:
+            log("WARNING", f"launch failed, will be retried: {exc}", **fields)
+            raise
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        log("INFO", f"launch {request.pipeline} as {request.job_id}: {result.status}", status=result.status,
+            job=result.job_name, labels=dict(request.labels), parameters=dict(request.parameters),
+            elapsed_ms=elapsed_ms, **fields)
+        return Outcome(decision, event, result)
+
+    def _decide(self, event: Event, accepts: frozenset[str]) -> Decision:
+        if event.kind not in accepts:
+            what = "data is not a run request or an alert" if isinstance(event, PubSubMessage) else "wrong trigger?"
+            return Reject(f"this function handles {', '.join(sorted(accepts))} events, got {event.kind} ({what})")
+        age = _age_seconds(event)
+        if age is not None and age > self.settings.max_event_age_seconds:
+            return Reject(f"event is {age:.0f} s old, older than MAX_EVENT_AGE_SECONDS={self.settings.max_event_age_seconds:.0f}")
+        return route(event, self.rules, self.digests)
+
+    def _reject(
+        self, decision: Reject, event: Event | None, attributes: Mapping[str, Any], data: Any, base: Mapping[str, Any]
+    ) -> Outcome:
+        entry_point = str(base["entry_point"])
+        record = make_record(entry_point=entry_point, attributes=attributes, data=data, reason=decision.reason, rule=decision.rule)
+        log("ERROR", f"reject: {decision.reason}", decision="reject", rule=decision.rule, reason=decision.reason,
+            dead_letter=record, **base)
+        # If the record cannot be published this raises: the event is redelivered, not lost.
+        self.dead_letters.record(record)
+        return Outcome(decision, event)
+
+
+def _age_seconds(event: Event) -> float | None:
+    ctx = event.context
+    when = ctx.time
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - when).total_seconds()
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """The instance's runtime, built once from the environment."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(Settings.from_env())
+        return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the cached runtime (tests change the environment between cases)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = None

@@ -1,0 +1,38 @@
+"""``mlops-events``: the command line. Each subcommand lives in its own module with ``register``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules under mlops_cli that define subcommands (each exposes ``register(subparsers)``).
+COMMAND_MODULES: tuple[str, ...] = ("cmd_route", "cmd_bundle")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops-events",
+        description="Event-driven MLOps on Google Cloud: route events to Vertex AI pipelines, locally or in the cloud.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"mlops_cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""KFP v2 pipelines, their catalog, the compiler entry point and the launchers."""
