@@ -14,7 +14,7 @@ and field, so a bad deploy fails in CI rather than at the first event:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final
@@ -23,6 +23,7 @@ import yaml
 
 from events.errors import ConfigError
 from events.model import EVENT_KINDS, REGISTRY_METHODS
+from events.options import OPTION_VALIDATORS
 from events.template import TemplateError, placeholders
 from pipelines.catalog import PIPELINES, RESERVED_PARAMETERS, PipelineSpec
 
@@ -127,11 +128,6 @@ _LAUNCH_KEYS: Final = frozenset({"pipeline", "parameters", "allow", "caching"})
 _NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _VAR_RE: Final = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 
-# Rule-level options added by other modules (debounce, cooldown...): key -> validator returning
-# problems. They are carried on the rule and applied by the edge, which owns state.
-OptionValidator = Callable[[Any], list[str]]
-OPTION_VALIDATORS: dict[str, OptionValidator] = {}
-
 
 @dataclass(frozen=True)
 class LaunchSpec:
@@ -231,10 +227,14 @@ def load_rules(
     source: str = "rules",
     catalog: Mapping[str, PipelineSpec] = PIPELINES,
 ) -> RuleSet:
-    """Parse and validate a rules file. Raises ConfigError listing every problem."""
+    """Parse and validate a rules file. Raises ConfigError listing every problem.
+
+    ``variables=None`` checks a file before its deploy-time ``${VARIABLES}`` are known: they stay
+    unresolved instead of being reported.
+    """
     problems: list[str] = []
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], source) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
@@ -249,14 +249,14 @@ def load_rules(
     seen: set[str] = set()
     for index, raw in enumerate(doc["rules"]):
         label = raw.get("name", f"rules[{index}]") if isinstance(raw, dict) else f"rules[{index}]"
-        raw = _substitute_vars(raw, variables or {}, problems, f"rule {label}")
+        if label in seen:
+            problems.append(f"rule {label}: the name is used twice")
+        seen.add(label)
+        if variables is not None:
+            raw = _substitute_vars(raw, variables, problems, f"rule {label}")
         rule = _load_rule(raw, index, catalog, problems)
-        if rule is None:
-            continue
-        if rule.name in seen:
-            problems.append(f"rule {rule.name}: the name is used twice")
-        seen.add(rule.name)
-        rules.append(rule)
+        if rule is not None:
+            rules.append(rule)
     if problems:
         raise ConfigError(problems, source)
     return RuleSet(tuple(rules), source)
@@ -276,9 +276,7 @@ def _substitute_vars(value: Any, variables: Mapping[str, str], problems: list[st
             return variables[name]
         if default is not None:
             return default
-        problems.append(
-            f"variable ${{{name}}} is not set (set it in the environment, or use ${{{name}:-default}})"
-        )
+        problems.append(f"{where}: variable ${{{name}}} is not set (set it, or write ${{{name}:-default}})")
         return m.group(0)
 
     return _VAR_RE.sub(repl, value)

@@ -65,7 +65,9 @@ class DeadLetters:
             self.directory.mkdir(parents=True, exist_ok=True)
             day = time.strftime("%Y%m%d", time.gmtime())
             # One write() of one line with O_APPEND: concurrent writers never interleave lines.
-            fd = os.open(self.directory / f"dead-letters-{day}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(
+                self.directory / f"dead-letters-{day}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+            )
             try:
                 os.write(fd, data + b"\n")
             finally:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import flask
 import functions_framework
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from functions.runtime import runtime
 
@@ -45,3 +47,16 @@ def on_model_registry_event(cloud_event: Any) -> None:
 def on_run_request(cloud_event: Any) -> None:
     """Run request on Pub/Sub -> the named pipeline."""
     _handle("on_run_request", _RUN_REQUESTS, cloud_event)
+
+
+@functions_framework.errorhandler(BadRequest)
+@functions_framework.errorhandler(UnsupportedMediaType)
+def not_a_cloud_event(error: Exception) -> tuple[str, int]:
+    """The framework rejects requests that are not CloudEvents (missing ce-id, bad JSON, empty body)
+    before our code runs. Eventarc redelivers every non-2xx answer, so a 4xx would be retried for
+    days: record a dead letter with the clear reason and acknowledge instead."""
+    request = flask.request
+    reason = runtime().reject_request(
+        flask.current_app.name, dict(request.headers), request.get_data(), request.path
+    )
+    return f"rejected (recorded as a dead letter): {reason}\n", 200

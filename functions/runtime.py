@@ -27,8 +27,15 @@ from events.errors import PermanentError
 from events.model import Event, PubSubMessage
 from events.routing import RuleSet, default_rules_text, load_rules, route
 from functions.dead_letter import DeadLetters, make_record
+from functions.guards import Guards
 from functions.settings import Settings
-from pipelines.launch.base import Launcher, LaunchResult, PermanentLaunchError, Templates, TransientLaunchError
+from pipelines.launch.base import (
+    Launcher,
+    LaunchResult,
+    PermanentLaunchError,
+    Templates,
+    TransientLaunchError,
+)
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
@@ -81,6 +88,7 @@ class Runtime:
             pipeline_root=s.pipeline_root or "",
             service_account=s.pipeline_service_account,
             api_endpoint=s.vertex_api_endpoint,
+            timeout_seconds=s.vertex_timeout_seconds,
         )
         if s.launcher == "dry-run":
             from pipelines.launch.dry_run import DryRunLauncher
@@ -93,6 +101,10 @@ class Runtime:
         return VertexLauncher(config, self.templates)
 
     @cached_property
+    def guards(self) -> Guards:
+        return Guards(self.settings)
+
+    @cached_property
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.settings.dead_letter_topic_path(), self.settings.dead_letter_dir)
 
@@ -102,11 +114,19 @@ class Runtime:
 
     # --- one event -----------------------------------------------------------------------------
 
-    def handle(self, entry_point: str, accepts: frozenset[str], attributes: Mapping[str, Any], data: Any) -> Outcome:
+    def handle(
+        self, entry_point: str, accepts: frozenset[str], attributes: Mapping[str, Any], data: Any
+    ) -> Outcome:
         started = time.perf_counter()
-        base = {"entry_point": entry_point, "event_id": attributes.get("id"), "event_type": attributes.get("type")}
+        base = {
+            "entry_point": entry_point,
+            "event_id": attributes.get("id"),
+            "event_type": attributes.get("type"),
+        }
         try:
-            event = parse.parse(envelope.from_attributes(attributes, data), max_message_bytes=self.settings.max_message_bytes)
+            event = parse.parse(
+                envelope.from_attributes(attributes, data), max_message_bytes=self.settings.max_message_bytes
+            )
         except PermanentError as exc:
             return self._reject(Reject(str(exc)), None, attributes, data, base)
         except Exception as exc:  # a parser bug must not turn one bad event into endless retries
@@ -119,40 +139,121 @@ class Runtime:
         if isinstance(decision, Reject):
             return self._reject(decision, event, attributes, data, base)
         if isinstance(decision, Skip):
-            log("INFO", f"skip: {decision.reason}", decision="skip", rule=decision.rule, reason=decision.reason, **base)
+            log(
+                "INFO",
+                f"skip: {decision.reason}",
+                decision="skip",
+                rule=decision.rule,
+                reason=decision.reason,
+                **base,
+            )
+            return Outcome(decision, event)
+
+        decision = self.guards.apply(decision, event)
+        if isinstance(decision, Skip):
+            log(
+                "INFO",
+                f"skip: {decision.reason}",
+                decision="skip",
+                rule=decision.rule,
+                reason=decision.reason,
+                **base,
+            )
             return Outcome(decision, event)
 
         request = decision.request
-        fields = {**base, "decision": "launch", "rule": request.rule, "pipeline": request.pipeline, "job_id": request.job_id}
+        fields = {
+            **base,
+            "decision": "launch",
+            "rule": request.rule,
+            "pipeline": request.pipeline,
+            "job_id": request.job_id,
+        }
         try:
             result = self.launcher.launch(request)
         except PermanentLaunchError as exc:
-            return self._reject(Reject(f"launch failed permanently: {exc}", rule=request.rule), event, attributes, data, base)
+            return self._reject(
+                Reject(f"launch failed permanently: {exc}", rule=request.rule), event, attributes, data, base
+            )
         except TransientLaunchError as exc:
             log("WARNING", f"launch failed, will be retried: {exc}", **fields)
             raise
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        log("INFO", f"launch {request.pipeline} as {request.job_id}: {result.status}", status=result.status,
-            job=result.job_name, labels=dict(request.labels), parameters=dict(request.parameters),
-            elapsed_ms=elapsed_ms, **fields)
+        log(
+            "INFO",
+            f"launch {request.pipeline} as {request.job_id}: {result.status}",
+            status=result.status,
+            job=result.job_name,
+            labels=dict(request.labels),
+            parameters=dict(request.parameters),
+            elapsed_ms=elapsed_ms,
+            **fields,
+        )
         return Outcome(decision, event, result)
 
     def _decide(self, event: Event, accepts: frozenset[str]) -> Decision:
         if event.kind not in accepts:
-            what = "data is not a run request or an alert" if isinstance(event, PubSubMessage) else "wrong trigger?"
-            return Reject(f"this function handles {', '.join(sorted(accepts))} events, got {event.kind} ({what})")
+            what = (
+                "data is not a run request or an alert"
+                if isinstance(event, PubSubMessage)
+                else "wrong trigger?"
+            )
+            return Reject(
+                f"this function handles {', '.join(sorted(accepts))} events, got {event.kind} ({what})"
+            )
         age = _age_seconds(event)
-        if age is not None and age > self.settings.max_event_age_seconds:
-            return Reject(f"event is {age:.0f} s old, older than MAX_EVENT_AGE_SECONDS={self.settings.max_event_age_seconds:.0f}")
+        limit = self.settings.max_event_age_seconds
+        if limit > 0 and age is not None and age > limit:
+            return Reject(
+                f"event is {age:.0f} s old, older than MAX_EVENT_AGE_SECONDS={self.settings.max_event_age_seconds:.0f}"
+            )
         return route(event, self.rules, self.digests)
 
+    def reject_request(self, entry_point: str, headers: Mapping[str, str], body: bytes, path: str) -> str:
+        """An HTTP request the framework could not read as a CloudEvent: record it, return why."""
+        try:
+            envelope.from_http(headers, body, path)
+            reason = "the request could not be read as a CloudEvent"
+        except PermanentError as exc:
+            reason = str(exc)
+        attributes = {
+            k: v for k, v in headers.items() if k.lower().startswith("ce-") or k.lower() == "content-type"
+        }
+        data: Any = body
+        self._reject(
+            Reject(reason),
+            None,
+            attributes,
+            data,
+            {"entry_point": entry_point, "event_id": headers.get("ce-id")},
+        )
+        return reason
+
     def _reject(
-        self, decision: Reject, event: Event | None, attributes: Mapping[str, Any], data: Any, base: Mapping[str, Any]
+        self,
+        decision: Reject,
+        event: Event | None,
+        attributes: Mapping[str, Any],
+        data: Any,
+        base: Mapping[str, Any],
     ) -> Outcome:
         entry_point = str(base["entry_point"])
-        record = make_record(entry_point=entry_point, attributes=attributes, data=data, reason=decision.reason, rule=decision.rule)
-        log("ERROR", f"reject: {decision.reason}", decision="reject", rule=decision.rule, reason=decision.reason,
-            dead_letter=record, **base)
+        record = make_record(
+            entry_point=entry_point,
+            attributes=attributes,
+            data=data,
+            reason=decision.reason,
+            rule=decision.rule,
+        )
+        log(
+            "ERROR",
+            f"reject: {decision.reason}",
+            decision="reject",
+            rule=decision.rule,
+            reason=decision.reason,
+            dead_letter=record,
+            **base,
+        )
         # If the record cannot be published this raises: the event is redelivered, not lost.
         self.dead_letters.record(record)
         return Outcome(decision, event)

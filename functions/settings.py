@@ -14,8 +14,11 @@
 | MLOPS_LAUNCHER | vertex, local or dry-run | vertex |
 | MLOPS_TEMPLATES | directory of compiled templates + manifest.json | templates/ beside the code |
 | MLOPS_STATE_DIR | local launcher's state (jobs) | .mlops-local |
-| MAX_EVENT_AGE_SECONDS | older events are dropped with a dead-letter record | 86400 |
+| MAX_EVENT_AGE_SECONDS | older events are dropped with a dead-letter record (0: no limit) | 86400 |
 | MAX_MESSAGE_BYTES | largest Pub/Sub message data accepted | 262144 |
+| VERTEX_TIMEOUT_SECONDS | how long the launcher waits for Vertex to answer a create call | 30 |
+| MLOPS_STATE_BUCKET | bucket of the guards' state (debounce, cooldown, active runs), under mlops-state/ | DATA_BUCKET when deployed (K_SERVICE set) or STORAGE_EMULATOR_HOST is set; else files under MLOPS_STATE_DIR/state |
+| MLOPS_ORDERING | stale-generation check for storage events: storage (read the object's live generation), memory (per instance only) or off | storage when a state bucket is in use, else memory |
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Literal, cast
 
 LauncherName = Literal["vertex", "local", "dry-run"]
 _LAUNCHERS = ("vertex", "local", "dry-run")
+OrderingMode = Literal["storage", "memory", "off"]
+_ORDERING = ("storage", "memory", "off")
 BUNDLE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,6 +57,9 @@ class Settings:
     max_event_age_seconds: float
     max_message_bytes: int
     variables: Mapping[str, str]  # what ${VAR} in the rules file may refer to
+    vertex_timeout_seconds: float = 30.0
+    state_bucket: str | None = None  # None: guards keep state under state_dir/state
+    ordering: OrderingMode = "memory"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +68,12 @@ class Settings:
         if launcher not in _LAUNCHERS:
             raise SettingsError(f"MLOPS_LAUNCHER={launcher!r}: expected one of {', '.join(_LAUNCHERS)}")
         bucket = env.get("DATA_BUCKET") or None
+        # Storage is reachable when deployed (Cloud Run sets K_SERVICE) or with the emulator.
+        storage_reachable = bool(env.get("K_SERVICE") or env.get("STORAGE_EMULATOR_HOST"))
+        state_bucket = env.get("MLOPS_STATE_BUCKET") or (bucket if storage_reachable else None)
+        ordering = env.get("MLOPS_ORDERING") or ("storage" if state_bucket else "memory")
+        if ordering not in _ORDERING:
+            raise SettingsError(f"MLOPS_ORDERING={ordering!r}: expected one of {', '.join(_ORDERING)}")
         root = env.get("PIPELINE_ROOT") or (f"gs://{bucket}/pipeline-root" if bucket else None)
         return cls(
             project=env.get("GOOGLE_CLOUD_PROJECT") or None,
@@ -77,6 +91,9 @@ class Settings:
             max_event_age_seconds=_number(env, "MAX_EVENT_AGE_SECONDS", 86400.0),
             max_message_bytes=int(_number(env, "MAX_MESSAGE_BYTES", 262144)),
             variables={k: v for k, v in env.items() if k.isupper()},
+            vertex_timeout_seconds=_number(env, "VERTEX_TIMEOUT_SECONDS", 30.0),
+            state_bucket=state_bucket,
+            ordering=cast(OrderingMode, ordering),
         )
 
     def dead_letter_topic_path(self) -> str | None:

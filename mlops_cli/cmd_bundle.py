@@ -11,7 +11,7 @@ from events.errors import ConfigError
 from functions.bundle import build_bundle
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bundle",
         help="build the functions bundle (main.py, requirements.txt, code, templates, rules)",
@@ -36,5 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlops-events bundle: {exc}", file=sys.stderr)
         return 2
     print(f"bundle written to {out}")
-    print(f"  serve one function: functions-framework --source {out}/main.py --target on_new_data --signature-type cloudevent")
+    print(
+        f"  serve one function: functions-framework --source {out}/main.py --target on_new_data --signature-type cloudevent"
+    )
     return 0

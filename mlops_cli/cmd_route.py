@@ -19,7 +19,7 @@ from events.model import Event
 from events.routing import RuleSet, default_rules_text, load_rules, route
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "route",
         help="decide what one event would launch, and why",
@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--config", type=Path, help="rules file (default: $MLOPS_CONFIG, else the shipped rules)")
     p.add_argument("--type", dest="ce_type", help="CloudEvent type, for a binary-mode body")
     p.add_argument("--source", dest="ce_source", help="CloudEvent source, for a binary-mode body")
-    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a ${NAME} of the rules file")
+    p.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE", help="set a ${NAME} of the rules file"
+    )
     p.add_argument("--templates", type=Path, help="compiled templates dir (adds template digests to labels)")
     p.add_argument("--dry-run", action="store_true", help="decide only; never launch (route never launches)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -67,8 +69,13 @@ def result_document(event: Event | None, decision: Decision) -> dict[str, Any]:
     }
     if isinstance(decision, Launch):
         r = decision.request
-        doc.update(pipeline=r.pipeline, job_id=r.job_id, parameters=dict(r.parameters), labels=dict(r.labels),
-                   enable_caching=r.enable_caching)
+        doc.update(
+            pipeline=r.pipeline,
+            job_id=r.job_id,
+            parameters=dict(r.parameters),
+            labels=dict(r.labels),
+            enable_caching=r.enable_caching,
+        )
         if decision.options:
             doc["options"] = dict(decision.options)
     return doc

@@ -107,7 +107,9 @@ class PipelineSpec:
         return {k: self.parameter(k).coerce(v) for k, v in values.items() if self.parameter(k)}  # type: ignore[union-attr]
 
 
-def _p(name: str, type_: ParamType, description: str, default: Any = None, required: bool = False) -> Parameter:
+def _p(
+    name: str, type_: ParamType, description: str, default: Any = None, required: bool = False
+) -> Parameter:
     return Parameter(name, type_, description, default, required)
 
 
@@ -121,16 +123,31 @@ PIPELINES: Final[dict[str, PipelineSpec]] = {
             "training",
             "Validate data, train, evaluate, compare with the champion, register (and promote).",
             (
-                _p("data_uri", "str", "Dataset URI(s), comma-separated: gs://... or a local path (CSV, JSONL, Parquet).", required=True),
+                _p(
+                    "data_uri",
+                    "str",
+                    "Dataset URI(s), comma-separated: gs://... or a local path (CSV, JSONL, Parquet).",
+                    required=True,
+                ),
                 _MODEL,
                 _p("label_column", "str", "Name of the label column.", default="target"),
                 _p("task", "str", "classification or regression.", default="classification"),
-                _p("model_family", "str", "gradient_boosting, random_forest, logistic_regression or linear_regression.", default="gradient_boosting"),
+                _p(
+                    "model_family",
+                    "str",
+                    "gradient_boosting, random_forest, logistic_regression or linear_regression.",
+                    default="gradient_boosting",
+                ),
                 _p("hyperparameters", "dict", "Estimator keyword arguments.", default={}),
                 _p("test_fraction", "float", "Holdout fraction.", default=0.25),
                 _p("min_rows", "int", "Fewest rows accepted by validation.", default=20),
                 _p("metric_floor", "float", "Absolute floor of the primary metric.", default=0.5),
-                _p("promotion_margin", "float", "How much the challenger must beat the champion by.", default=0.0),
+                _p(
+                    "promotion_margin",
+                    "float",
+                    "How much the challenger must beat the champion by.",
+                    default=0.0,
+                ),
                 _p("seed", "int", "Random seed.", default=42),
                 _EVENT,
             ),
@@ -140,9 +157,24 @@ PIPELINES: Final[dict[str, PipelineSpec]] = {
             "Training on a new data window (newest data plus a reference), started by an alert.",
             (
                 _MODEL,
-                _p("data_uri", "str", "Newest data URI(s); empty: every dataset file now under the folders of the champion's training data.", default=""),
-                _p("reference_uri", "str", "Reference data URI(s); empty: the champion's training data.", default=""),
-                _p("alert_id", "str", "The alert that caused this run (recorded as a label of the new version).", default=""),
+                _p(
+                    "data_uri",
+                    "str",
+                    "Newest data URI(s); empty: every dataset file now under the folders of the champion's training data.",
+                    default="",
+                ),
+                _p(
+                    "reference_uri",
+                    "str",
+                    "Reference data URI(s); empty: the champion's training data.",
+                    default="",
+                ),
+                _p(
+                    "alert_id",
+                    "str",
+                    "The alert that caused this run (recorded as a label of the new version).",
+                    default="",
+                ),
                 _p("label_column", "str", "Name of the label column.", default="target"),
                 _p("task", "str", "classification or regression.", default="classification"),
                 _p("model_family", "str", "Model family.", default="gradient_boosting"),
@@ -150,7 +182,12 @@ PIPELINES: Final[dict[str, PipelineSpec]] = {
                 _p("test_fraction", "float", "Holdout fraction.", default=0.25),
                 _p("min_rows", "int", "Fewest rows accepted by validation.", default=20),
                 _p("metric_floor", "float", "Absolute floor of the primary metric.", default=0.5),
-                _p("promotion_margin", "float", "How much the challenger must beat the champion by.", default=0.0),
+                _p(
+                    "promotion_margin",
+                    "float",
+                    "How much the challenger must beat the champion by.",
+                    default=0.0,
+                ),
                 _p("seed", "int", "Random seed.", default=42),
                 _EVENT,
             ),
@@ -161,7 +198,12 @@ PIPELINES: Final[dict[str, PipelineSpec]] = {
             (
                 _MODEL,
                 _p("version", "str", "Model version id or alias.", default="champion"),
-                _p("data_uri", "str", "Evaluation dataset URI(s) (default: the version's own holdout).", default=""),
+                _p(
+                    "data_uri",
+                    "str",
+                    "Evaluation dataset URI(s) (default: the version's own holdout).",
+                    default="",
+                ),
                 _p("label_column", "str", "Name of the label column (default: the model's).", default=""),
                 _EVENT,
             ),
@@ -171,10 +213,25 @@ PIPELINES: Final[dict[str, PipelineSpec]] = {
             "Deploy the champion with a canary traffic split, smoke-test, promote or roll back.",
             (
                 _MODEL,
-                _p("version", "str", "Model version to deploy (default: whichever holds champion).", default="champion"),
+                _p(
+                    "version",
+                    "str",
+                    "Model version to deploy (default: whichever holds champion).",
+                    default="champion",
+                ),
                 _p("endpoint_name", "str", "Endpoint display name (default: the model name).", default=""),
-                _p("canary_percent", "int", "Traffic share for the new version during the smoke test.", default=10),
-                _p("smoke_test_uri", "str", "Instances for smoke-test predictions (default: a sample of training data).", default=""),
+                _p(
+                    "canary_percent",
+                    "int",
+                    "Traffic share for the new version during the smoke test.",
+                    default=10,
+                ),
+                _p(
+                    "smoke_test_uri",
+                    "str",
+                    "Instances for smoke-test predictions (default: a sample of training data).",
+                    default="",
+                ),
                 _EVENT,
             ),
         ),
@@ -183,10 +240,30 @@ PIPELINES: Final[dict[str, PipelineSpec]] = {
             "Compare recent serving inputs with the champion's training data; alert on drift.",
             (
                 _MODEL,
-                _p("serving_uri", "str", "Serving log URI(s) or folder(s) ending in / (JSONL of requests and predictions); required in practice.", default=""),
-                _p("reference_uri", "str", "Reference data (default: the champion's training data).", default=""),
-                _p("psi_threshold", "float", "Population stability index above which a feature drifts.", default=0.2),
-                _p("alerts_topic", "str", "Pub/Sub topic for drift alerts (empty: do not publish).", default=""),
+                _p(
+                    "serving_uri",
+                    "str",
+                    "Serving log URI(s) or folder(s) ending in / (JSONL of requests and predictions); required in practice.",
+                    default="",
+                ),
+                _p(
+                    "reference_uri",
+                    "str",
+                    "Reference data (default: the champion's training data).",
+                    default="",
+                ),
+                _p(
+                    "psi_threshold",
+                    "float",
+                    "Population stability index above which a feature drifts.",
+                    default=0.2,
+                ),
+                _p(
+                    "alerts_topic",
+                    "str",
+                    "Pub/Sub topic for drift alerts (empty: do not publish).",
+                    default="",
+                ),
                 _EVENT,
             ),
         ),
@@ -197,7 +274,9 @@ PIPELINES: Final[dict[str, PipelineSpec]] = {
                 _MODEL,
                 _p("data_uri", "str", "Dataset URI(s) to score.", required=True),
                 _p("version", "str", "Model version id or alias.", default="champion"),
-                _p("output_uri", "str", "Where to write predictions (default: beside the input).", default=""),
+                _p(
+                    "output_uri", "str", "Where to write predictions (default: beside the input).", default=""
+                ),
                 _EVENT,
             ),
         ),

@@ -49,6 +49,7 @@ class FakeVertex:
     def __init__(self, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.faults = faults or Faults()
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, str] = {}  # job id -> state answered by get (default PENDING)
         self.requests: list[dict[str, Any]] = []  # every create request, in arrival order
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -60,7 +61,7 @@ class FakeVertex:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> FakeVertex:
         self._thread.start()
@@ -76,6 +77,11 @@ class FakeVertex:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def set_state(self, job_id: str, state: str) -> None:
+        """What ``get`` answers for a job from now on, e.g. ``PIPELINE_STATE_SUCCEEDED``."""
+        with self._lock:
+            self.states[job_id] = state
+
     def _fault(self) -> str | None:
         with self._lock:
             if self._rng.random() >= self.faults.rate:
@@ -89,10 +95,16 @@ class FakeVertex:
             self.requests.append({"job_id": job_id, "body": body, "time": time.time()})
             if job_id in self.jobs:
                 self.stats.conflicts += 1
-                return 409, {"error": {"code": 409, "status": "ALREADY_EXISTS", "message": f"{job_id} already exists"}}
+                return 409, {
+                    "error": {"code": 409, "status": "ALREADY_EXISTS", "message": f"{job_id} already exists"}
+                }
             self.jobs[job_id] = body
             self.stats.created += 1
-            return 200, {**body, "name": f"projects/-/locations/-/pipelineJobs/{job_id}", "state": "PIPELINE_STATE_PENDING"}
+            return 200, {
+                **body,
+                "name": f"projects/-/locations/-/pipelineJobs/{job_id}",
+                "state": "PIPELINE_STATE_PENDING",
+            }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -148,6 +160,7 @@ class FakeVertex:
                 if job is None:
                     self._send(404, {"error": {"code": 404, "message": "not found"}})
                 else:
-                    self._send(200, {**job, "state": "PIPELINE_STATE_PENDING"})
+                    state = fake.states.get(m.group(3), "PIPELINE_STATE_PENDING") if m else ""
+                    self._send(200, {**job, "state": state})
 
         return Handler

@@ -80,7 +80,7 @@ def load_spec(path: Path) -> dict[str, Any]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     text = path.read_text(encoding="utf-8")
-    docs = [d for d in yaml.load_all(text, Loader=loader) if d]  # noqa: S506 - a safe loader
+    docs = [d for d in yaml.load_all(text, Loader=loader) if d]
     if not docs or not isinstance(docs[0], dict):
         raise PermanentLaunchError(f"{path} is not a compiled pipeline spec")
     spec: dict[str, Any] = docs[0]

@@ -17,7 +17,14 @@ class DryRunLauncher:
     def launch(self, request: RunRequest) -> LaunchResult:
         # The body is built from the real template when it is there, so a dry run also proves
         # that the template exists and the parameters fit the request shape.
-        spec = self.templates.load(request.pipeline) if self.templates else {"pipelineInfo": {"name": request.pipeline}}
+        spec = (
+            self.templates.load(request.pipeline)
+            if self.templates
+            else {"pipelineInfo": {"name": request.pipeline}}
+        )
         body = job_body(request, spec, self.config)
-        body["pipelineSpec"] = {"pipelineInfo": spec.get("pipelineInfo", {}), "digest": request.template_digest}
+        body["pipelineSpec"] = {
+            "pipelineInfo": spec.get("pipelineInfo", {}),
+            "digest": request.template_digest,
+        }
         return LaunchResult(request.job_id, "dry_run", "(dry run)", {"body": body})

@@ -69,7 +69,7 @@ class LocalLauncher:
         )
         write_json(job_dir / "status.json", {"state": "PENDING", "tasks": {}})
         with open(job_dir / "worker.log", "ab") as log:
-            subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            subprocess.Popen(
                 [sys.executable, "-m", "pipelines.launch.local_worker", str(job_dir)],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -96,7 +96,9 @@ class VertexLauncher:
                     import google.auth
                     from google.auth.transport.requests import AuthorizedSession
 
-                    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+                    credentials, _ = google.auth.default(
+                        scopes=["https://www.googleapis.com/auth/cloud-platform"]
+                    )
                     self._session = AuthorizedSession(credentials)
             return self._session
 
@@ -128,7 +130,9 @@ class VertexLauncher:
             return LaunchResult(request.job_id, "already_exists", name)
         if 200 <= status < 300:
             created = response.json() if response.content else {}
-            return LaunchResult(request.job_id, "created", str(created.get("name", name)), {"state": created.get("state")})
+            return LaunchResult(
+                request.job_id, "created", str(created.get("name", name)), {"state": created.get("state")}
+            )
         message = _error_message(response)
         if status in _TRANSIENT_STATUS:
             raise TransientLaunchError(f"Vertex answered {status} creating {request.job_id}: {message}")
