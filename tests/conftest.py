@@ -1,0 +1,44 @@
+"""Shared fixtures. Emulator fixtures are lazy: tests that do not ask for them start nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.emulators import FakeGcs, start_fake_gcs
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcs]:
+    """One fake-gcs-server for the session (filesystem backend in a temporary directory)."""
+    server = start_fake_gcs(tmp_path_factory.mktemp("fake-gcs"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_env(monkeypatch: pytest.MonkeyPatch, fake_gcs: FakeGcs, tmp_path: Path) -> Iterator[str]:
+    """Point storage clients at fake-gcs-server, select the local backend, create a fresh bucket
+    (also the registry bucket) and yield its name."""
+    from pipelines import storage_io
+
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs.host)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "local-project")
+    monkeypatch.setenv("MLOPS_BACKEND", "local")
+    monkeypatch.setenv("MLOPS_REGISTRY_BUCKET", bucket)
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    for name in (
+        "MLOPS_REGISTRY_EVENTS_URL",
+        "MLOPS_ENDPOINT_URL",
+        "PUBSUB_EMULATOR_HOST",
+        "MLOPS_PUBSUB_PUSH_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    storage_io.ensure_bucket(bucket)
+    yield bucket
