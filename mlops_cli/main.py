@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules under mlops_cli that define subcommands (each exposes ``register(subparsers)``).
-COMMAND_MODULES: tuple[str, ...] = ("cmd_route", "cmd_bundle", "cmd_gcp", "cmd_run", "cmd_compile")
+COMMAND_MODULES: tuple[str, ...] = ("cmd_route", "cmd_bundle", "cmd_gcp", "cmd_run", "cmd_compile", "cmd_replay", "cmd_reliability")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,139 @@
+"""``mlops-events run PIPELINE --local --param key=value ...``: run a pipeline under kfp.local.
+
+Values are parsed by the catalog's parameter types: str as given, int, float, bool
+(true/false/1/0/yes/no), list and dict as JSON. Exit 0 on success, 1 when the run fails
+(the failed task and why are printed), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipelines.catalog import PIPELINES, PipelineSpec
+
+DEFAULT_ROOT = Path(".mlops-local/pipeline-root")
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class ParamError(ValueError):
+    """A ``--param`` that does not fit the pipeline's catalog entry."""
+
+
+def parse_value(spec: PipelineSpec, key: str, raw: str) -> Any:
+    param = spec.parameter(key)
+    if param is None:
+        names = ", ".join(p.name for p in spec.parameters)
+        raise ParamError(f"pipeline {spec.name!r} has no parameter {key!r} (it takes: {names})")
+    try:
+        if param.type == "str":
+            return raw
+        if param.type == "int":
+            return int(raw)
+        if param.type == "float":
+            return float(raw)
+        if param.type == "bool":
+            if raw.strip().lower() not in _BOOLS:
+                raise ValueError("expected true or false")
+            return _BOOLS[raw.strip().lower()]
+        value = json.loads(raw)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ParamError(f"--param {key}={raw!r}: not a valid {param.type}: {exc}") from exc
+    expected = list if param.type == "list" else dict
+    if not isinstance(value, expected):
+        raise ParamError(f"--param {key}: expected a JSON {param.type}, got {type(value).__name__}")
+    return value
+
+
+def parse_params(spec: PipelineSpec, items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ParamError(f"--param {item!r}: expected key=value")
+        params[key.strip()] = parse_value(spec, key.strip(), raw)
+    problems = spec.validate(params)
+    if problems:
+        raise ParamError("; ".join(problems))
+    return params
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a pipeline locally under kfp.local",
+        description="Run a pipeline locally (kfp.local, this environment as the component image). "
+        "Data URIs may be gs:// (storage emulator) or local paths. Pipelines: " + ", ".join(PIPELINES),
+    )
+    p.add_argument("pipeline", choices=sorted(PIPELINES), metavar="PIPELINE")
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="run under kfp.local (required: Vertex runs go through the router)",
+    )
+    p.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="a pipeline parameter (repeatable)"
+    )
+    p.add_argument(
+        "--pipeline-root", type=Path, default=None, help=f"local pipeline root (default: {DEFAULT_ROOT})"
+    )
+    p.add_argument(
+        "--templates", help="run the compiled template from this directory instead of the Python definition"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="stream every task's log")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object at the end")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.local_run import LocalRunError, run_pipeline
+
+    if not args.local:
+        print(
+            "mlops-events run: only --local is supported here; Vertex runs are launched by the router",
+            file=sys.stderr,
+        )
+        return 2
+    spec = PIPELINES[args.pipeline]
+    try:
+        params = parse_params(spec, args.param)
+    except ParamError as exc:
+        print(f"mlops-events run: {exc}", file=sys.stderr)
+        return 2
+    # Components pick their backends from the environment; a local run means the local stack.
+    os.environ.setdefault("MLOPS_BACKEND", "local")
+    root = args.pipeline_root or DEFAULT_ROOT
+    try:
+        result = run_pipeline(args.pipeline, params, root, template_dir=args.templates, verbose=args.verbose)
+    except LocalRunError as exc:
+        print(f"mlops-events run: {exc}", file=sys.stderr)
+        return 2
+    if result.ok:
+        print(f"\n{args.pipeline}: SUCCEEDED in {result.seconds:.1f}s")
+        for key, value in result.outputs.items():
+            shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+            print(f"  {key}: {shown}")
+    else:
+        print(
+            f"\n{args.pipeline}: FAILED in {result.seconds:.1f}s at task {result.failed_task!r}",
+            file=sys.stderr,
+        )
+        print("  " + (result.reason or "no reason recorded").replace("\n", "\n  "), file=sys.stderr)
+    if args.json:
+        doc = {
+            "pipeline": result.pipeline,
+            "ok": result.ok,
+            "seconds": round(result.seconds, 2),
+            "failed_task": result.failed_task,
+            "reason": result.reason,
+            "outputs": result.outputs,
+            "tasks": [
+                {"name": t.name, "status": t.status, "seconds": round(t.seconds, 2)} for t in result.tasks
+            ],
+        }
+        print(json.dumps(doc, sort_keys=True, default=str))
+    return 0 if result.ok else 1

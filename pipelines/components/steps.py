@@ -1,0 +1,557 @@
+"""One function per pipeline step: the body of each ``@dsl.component`` wrapper.
+
+They take plain values and local paths (the KFP artifacts' ``.path``), reach the registry,
+endpoints and alerts through ``pipelines.backends`` (chosen at run time by MLOPS_BACKEND), print a
+readable line or report for the task log, and return JSON-able dicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.components import data as data_mod
+from pipelines.components.errors import (
+    ComponentError,
+    DataValidationError,
+    ModelNotFoundError,
+    SmokeTestFailed,
+)
+from pipelines.ports import ModelVersion
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def label_value(value: str) -> str:
+    """A Vertex label value: lowercase letters, digits, ``_`` and ``-``, at most 63 characters."""
+    return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]
+
+
+def _registry() -> Any:
+    from pipelines import backends
+
+    return backends.model_registry()
+
+
+def get_version(model_name: str, version_or_alias: str, *, required: bool = True) -> ModelVersion | None:
+    found: ModelVersion | None = _registry().get(model_name, version_or_alias)
+    if found is None and required:
+        raise ModelNotFoundError(
+            f"model {model_name!r} has no version or alias {version_or_alias!r} in the registry"
+        )
+    return found
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def load(data_uri: str, out_path: str) -> dict[str, Any]:
+    frame = data_mod.load_dataset(data_uri)
+    data_mod.write_frame(frame, out_path)
+    print(f"loaded {len(frame)} rows x {frame.shape[1]} columns from {data_uri}")
+    return {"rows": len(frame), "columns": [str(c) for c in frame.columns], "data_uri": data_uri}
+
+
+def validate(
+    dataset_path: str, *, model_name: str, label_column: str, task: str, min_rows: int, report_path: str
+) -> dict[str, Any]:
+    from pipelines.components import training, validation
+
+    frame = data_mod.read_frame(dataset_path)
+    reference_schema = None
+    champion = get_version(model_name, CHAMPION, required=False)
+    if champion is not None:
+        reference_schema = training.load_metadata(champion.artifact_uri).get("schema")
+    report = validation.validate(
+        frame, label_column=label_column, task=task, min_rows=min_rows, reference_schema=reference_schema
+    )
+    if champion is not None:
+        report.warnings.append(f"schema compared with champion v{champion.version}")
+    with open(report_path, "w", encoding="utf-8") as fh:
+        json.dump(report.to_dict(), fh, indent=2)
+    text = report.render()
+    print(text)
+    if not report.ok:
+        raise DataValidationError(text)
+    return report.to_dict()
+
+
+def split(
+    dataset_path: str,
+    *,
+    label_column: str,
+    task: str,
+    test_fraction: float,
+    seed: int,
+    train_path: str,
+    test_path: str,
+) -> dict[str, int]:
+    from pipelines.components import training
+
+    train, test = training.split(
+        data_mod.read_frame(dataset_path),
+        label_column=label_column,
+        task=task,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+    data_mod.write_frame(train, train_path)
+    data_mod.write_frame(test, test_path)
+    print(f"split: {len(train)} training rows, {len(test)} holdout rows")
+    return {"train_rows": len(train), "test_rows": len(test)}
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def train(
+    train_path: str,
+    test_path: str,
+    *,
+    label_column: str,
+    task: str,
+    model_family: str,
+    hyperparameters: Mapping[str, Any],
+    seed: int,
+    data_uri: str,
+    model_dir: str,
+    model_uri: str,
+) -> dict[str, Any]:
+    import shutil
+
+    from pipelines.components import training, validation
+
+    train_frame = data_mod.read_frame(train_path)
+    estimator, features = training.fit(
+        train_frame,
+        label_column=label_column,
+        task=task,
+        model_family=model_family,
+        hyperparameters=hyperparameters,
+        seed=seed,
+    )
+    os.makedirs(model_dir, exist_ok=True)
+    sample = train_frame.sample(min(len(train_frame), training.REFERENCE_ROWS), random_state=seed)
+    data_mod.write_frame(sample, os.path.join(model_dir, training.REFERENCE_FILE))
+    shutil.copyfile(test_path, os.path.join(model_dir, training.HOLDOUT_FILE))
+    classes = [c.item() if hasattr(c, "item") else c for c in getattr(estimator, "classes_", [])]
+    metadata = {
+        "feature_names": features,
+        "task": task,
+        "label_column": label_column,
+        "model_family": model_family,
+        "hyperparameters": dict(hyperparameters),
+        "metrics": {},
+        "data_uris": data_mod.split_uris(data_uri),
+        "reference_uri": training.join_uri(model_uri, training.REFERENCE_FILE),
+        "holdout_uri": training.join_uri(model_uri, training.HOLDOUT_FILE),
+        "schema": validation.infer_schema(train_frame),
+        "classes": classes,
+        "training_rows": len(train_frame),
+        "trained_at": _now(),
+    }
+    training.save_model(model_dir, estimator, metadata)
+    print(f"trained {model_family} ({task}) on {len(train_frame)} rows, {len(features)} features")
+    return metadata
+
+
+def evaluate(model_dir: str, test_path: str) -> dict[str, float]:
+    from pipelines.components import evaluation, training
+
+    estimator, metadata = training.load_model(model_dir)
+    metrics = evaluation.score(
+        estimator,
+        data_mod.read_frame(test_path),
+        label_column=metadata["label_column"],
+        task=metadata["task"],
+        feature_names=metadata["feature_names"],
+    )
+    print("holdout metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return metrics
+
+
+def compare_with_champion(
+    *,
+    model_name: str,
+    test_path: str,
+    metrics: Mapping[str, float],
+    task: str,
+    metric_floor: float,
+    promotion_margin: float,
+) -> dict[str, Any]:
+    """Score the current champion on the challenger's holdout and decide."""
+    from pipelines.components import evaluation, gate, training
+
+    metric = evaluation.primary_metric(task, dict(metrics))
+    champion = get_version(model_name, CHAMPION, required=False)
+    champion_score = None
+    if champion is not None:
+        estimator, meta = training.load_model(champion.artifact_uri)
+        holdout = data_mod.read_frame(test_path)
+        champ_metrics = evaluation.score(
+            estimator,
+            holdout,
+            label_column=meta["label_column"],
+            task=meta["task"],
+            feature_names=meta["feature_names"],
+        )
+        champion_score = champ_metrics.get(metric)
+        print(
+            f"champion v{champion.version} on the same holdout: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in champ_metrics.items())
+        )
+    decision = gate.decide(
+        metric=metric,
+        challenger=float(metrics[metric]),
+        champion=champion_score,
+        champion_version=champion.version if champion else None,
+        floor=metric_floor,
+        margin=promotion_margin,
+    )
+    print(("PROMOTE: " if decision.promote else "KEEP CHAMPION: ") + "; ".join(decision.reasons))
+    return decision.to_dict()
+
+
+def register(
+    *,
+    model_name: str,
+    model_uri: str,
+    metrics: Mapping[str, float],
+    decision: Mapping[str, Any],
+    data_uri: str,
+    trigger: str,
+    run_id: str,
+    alert_id: str = "",
+) -> dict[str, Any]:
+    """Register the version (alias ``challenger``); if the gate said so, move ``champion`` to it."""
+    from pipelines import storage_io
+    from pipelines.components import training
+
+    meta_uri = training.join_uri(model_uri, training.METADATA_FILE)
+    metadata = json.loads(storage_io.read_text(meta_uri))
+    metadata["metrics"] = dict(metrics)
+    metadata["gate"] = dict(decision)
+    storage_io.write_text(meta_uri, json.dumps(metadata, indent=2, sort_keys=True, default=str))
+    labels = {
+        "trigger": label_value(_digest(trigger)[:16]) if trigger else "manual",
+        "run_id": label_value(run_id),
+        "data_digest": _digest(data_uri)[:16],
+        "model_family": label_value(metadata["model_family"]),
+        **{f"metric_{k}": label_value(f"{v:.4f}".replace(".", "_")) for k, v in metrics.items()},
+    }
+    if alert_id:
+        labels["alert_id"] = label_value(alert_id)
+    registry = _registry()
+    version = registry.register(
+        model_name,
+        model_uri,
+        labels=labels,
+        metrics=dict(metrics),
+        aliases=[CHALLENGER],
+        description=f"data: {data_uri}; trigger: {trigger or 'manual'}"
+        + (f"; alert: {alert_id}" if alert_id else ""),
+    )
+    if decision["promote"]:
+        version = registry.set_alias(model_name, version.version, CHAMPION)
+    summary = {
+        "model_name": model_name,
+        "version": version.version,
+        "aliases": list(version.aliases),
+        "promoted": bool(decision["promote"]),
+        "reasons": list(decision["reasons"]),
+        "metrics": dict(metrics),
+        "artifact_uri": model_uri,
+    }
+    if alert_id:
+        summary["alert_id"] = alert_id
+    print(f"registered {model_name} v{version.version} with aliases {', '.join(version.aliases)}")
+    return summary
+
+
+def retraining_window(*, model_name: str, data_uri: str, reference_uri: str) -> str:
+    """The data of a retraining run: the newest data plus a reference window.
+
+    Empty ``data_uri``: every dataset file now under the folders the champion was trained from
+    (new files have landed there since). Empty ``reference_uri``: the champion's training data.
+    """
+    from pipelines.components import training
+
+    uris = data_mod.split_uris(data_uri) + data_mod.split_uris(reference_uri)
+    if not data_uri or not reference_uri:
+        champion = get_version(model_name, CHAMPION, required=False)
+        if champion is None:
+            if not uris:
+                raise ComponentError(f"model {model_name!r} has no champion: give data_uri for retraining")
+        else:
+            trained_on = training.load_metadata(champion.artifact_uri).get("data_uris", [])
+            if not reference_uri:
+                uris += trained_on
+            if not data_uri:
+                uris += [u.rsplit("/", 1)[0] + "/" for u in trained_on if "/" in u]
+    window: list[str] = []
+    for uri in uris:
+        for found in data_mod.expand(uri):
+            if found not in window:
+                window.append(found)
+    if not window:
+        raise ComponentError(f"no data found for retraining {model_name!r}")
+    print("retraining window:\n" + "\n".join(f"  {u}" for u in window))
+    return ",".join(window)
+
+
+# --- evaluation of a registered version ------------------------------------------------------------
+
+
+def evaluate_version(*, model_name: str, version: str, data_uri: str, label_column: str) -> dict[str, Any]:
+    from pipelines.components import evaluation, training
+
+    mv = get_version(model_name, version)
+    assert mv is not None
+    estimator, meta = training.load_model(mv.artifact_uri)
+    if data_uri:
+        frame = data_mod.load_dataset(data_uri)
+    else:
+        holdout = meta.get("holdout_uri")
+        if not holdout:
+            raise ComponentError(f"{model_name} v{mv.version} records no holdout: give data_uri")
+        frame = data_mod.read_table(training.resolve_uri(holdout, mv.artifact_uri))
+    label = label_column or meta["label_column"]
+    if label not in frame.columns:
+        raise ComponentError(f"evaluation data lacks the label column {label!r}")
+    metrics = evaluation.score(
+        estimator, frame, label_column=label, task=meta["task"], feature_names=meta["feature_names"]
+    )
+    print(
+        f"{model_name} v{mv.version} on {data_uri or 'its holdout'} ({len(frame)} rows): "
+        + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+    )
+    return {"model_name": model_name, "version": mv.version, "rows": len(frame), "metrics": metrics}
+
+
+# --- deployment ---------------------------------------------------------------------------------
+
+
+def _endpoint(endpoint_name: str, model_name: str) -> Any:
+    from pipelines import backends
+
+    return backends.endpoint(endpoint_name or model_name)
+
+
+def deploy_canary(
+    *, model_name: str, version: str, endpoint_name: str, canary_percent: int
+) -> dict[str, Any]:
+    from pipelines.components import deploy
+
+    mv = get_version(model_name, version)
+    assert mv is not None
+    previous, deployment = deploy.deploy_canary(_endpoint(endpoint_name, model_name), mv, canary_percent)
+    print(
+        f"deployed {model_name} v{mv.version} to {deployment.endpoint}: traffic {dict(deployment.traffic)} (before: {previous or 'nothing'})"
+    )
+    return {"version": mv.version, "previous_traffic": previous, "traffic": dict(deployment.traffic)}
+
+
+def smoke_test(
+    *, model_name: str, canary: Mapping[str, Any], endpoint_name: str, smoke_test_uri: str, rows: int = 5
+) -> dict[str, Any]:
+    from pipelines.components import deploy, training
+
+    mv = get_version(model_name, canary["version"])
+    assert mv is not None
+    meta = training.load_metadata(mv.artifact_uri)
+    if smoke_test_uri:
+        frame = data_mod.load_dataset(smoke_test_uri)
+    else:
+        frame = data_mod.read_table(training.resolve_uri(meta["reference_uri"], mv.artifact_uri))
+        frame = frame[[c for c in meta["feature_names"] if c in frame.columns]]
+    frame = frame.head(rows)
+    instances = json.loads(frame.to_json(orient="records"))
+    reason = deploy.smoke_test(_endpoint(endpoint_name, model_name), mv.version, instances, meta)
+    print(
+        f"smoke test of v{mv.version} with {len(instances)} instances: "
+        + ("passed" if reason is None else f"FAILED: {reason}")
+    )
+    return {"passed": reason is None, "reason": reason or "", "instances": len(instances)}
+
+
+def finalize_deployment(
+    *, model_name: str, endpoint_name: str, canary: Mapping[str, Any], smoke: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Promote to 100% when the smoke test passed; otherwise roll back, then fail with the reason."""
+    from pipelines.components import deploy
+
+    endpoint = _endpoint(endpoint_name, model_name)
+    version = canary["version"]
+    if smoke["passed"]:
+        deployment = deploy.promote(endpoint, version)
+        print(f"promoted v{version} to 100% of {deployment.endpoint}")
+        return {
+            "status": "promoted",
+            "version": version,
+            "endpoint": deployment.endpoint,
+            "traffic": dict(deployment.traffic),
+        }
+    deployment = deploy.rollback(endpoint, version, canary["previous_traffic"])
+    raise SmokeTestFailed(
+        f"rolled back v{version} of {model_name}: smoke test failed: {smoke['reason']}; "
+        f"traffic restored to {dict(deployment.traffic) or 'nothing'}"
+    )
+
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+
+def drift(
+    *,
+    model_name: str,
+    serving_uri: str,
+    reference_uri: str,
+    psi_threshold: float,
+    json_path: str,
+    html_path: str,
+) -> dict[str, Any]:
+    from pipelines.components import drift as drift_mod
+    from pipelines.components import predict, training
+
+    champion = get_version(model_name, CHAMPION)
+    assert champion is not None
+    meta = training.load_metadata(champion.artifact_uri)
+    serving_uri = serving_uri or _default_serving_uri(model_name)
+    current = predict.load_serving(serving_uri)
+    if reference_uri:
+        reference = data_mod.load_dataset(reference_uri)
+    else:
+        reference = data_mod.read_table(training.resolve_uri(meta["reference_uri"], champion.artifact_uri))
+    report = drift_mod.feature_drift(reference, current, list(meta["feature_names"]), psi_threshold)
+    report.update(
+        model_name=model_name,
+        champion_version=champion.version,
+        serving_uri=serving_uri,
+        reference_uri=reference_uri or meta["reference_uri"],
+        window=_window(current),
+    )
+    with open(json_path, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2)
+    with open(html_path, "w", encoding="utf-8") as fh:
+        fh.write(drift_mod.render_html(report, f"Drift report: {model_name} v{champion.version}"))
+    for f in report["features"]:
+        print(f"  {f['feature']:<30} psi={f['psi']:.4f}" + ("  DRIFT" if f["drifted"] else ""))
+    print(
+        f"drift: {report['drift']} ({len(report['drifted_features'])} of {len(report['features'])} features over {psi_threshold})"
+    )
+    return report
+
+
+def _default_serving_uri(model_name: str) -> str:
+    """Locally, the prediction server's log of the model's endpoint; on Vertex it must be given."""
+    from pipelines import backends
+
+    if backends.backend() != "local":
+        raise ComponentError(
+            "serving_uri is empty: name the serving log(s) to compare (JSONL files or a folder/)"
+        )
+    from pipelines.serving.local import serving_log_prefix
+
+    return serving_log_prefix(backends.registry_root(), model_name)
+
+
+def _window(frame: Any) -> dict[str, str]:
+    """The serving window from a timestamp column when the log has one, else now."""
+    import pandas as pd
+
+    for col in ("timestamp", "time", "_timestamp", "logged_at"):
+        if col in frame.columns:
+            ts = pd.to_datetime(frame[col], utc=True, errors="coerce").dropna()
+            if len(ts):
+                fmt = "%Y-%m-%dT%H:%M:%SZ"
+                return {"start": ts.min().strftime(fmt), "end": ts.max().strftime(fmt)}
+    now = _now()
+    return {"start": now, "end": now}
+
+
+def publish_drift_alert(
+    *, report: Mapping[str, Any], report_uri: str, alerts_topic: str, trigger: str
+) -> dict[str, Any]:
+    """Publish a drift alert (events.schemas) when the report found drift and a topic is set."""
+    from events.schemas import DRIFT_ALERT_SCHEMA, build_drift_alert
+
+    out: dict[str, Any] = {
+        "drift": bool(report["drift"]),
+        "drifted_features": list(report["drifted_features"]),
+    }
+    if not report["drift"]:
+        print("no drift: no alert")
+        return {**out, "published": False}
+    model = str(report["model_name"])
+    alert_id = (
+        "drift-"
+        + label_value(model)[:40]
+        + "-"
+        + _digest(str(report["serving_uri"]), str(report["reference_uri"]), *report["drifted_features"])[:12]
+    )
+    features = [
+        {
+            "feature": f["feature"],
+            "score": float(f["psi"]),
+            "threshold": float(report["threshold"]),
+            "metric": "psi",
+        }
+        for f in report["features"]
+        if f["drifted"]
+    ]
+    alert = build_drift_alert(
+        alert_id=alert_id,
+        model=model,
+        features=features,
+        threshold=float(report["threshold"]),
+        window_start=report["window"]["start"],
+        window_end=report["window"]["end"],
+        report_uri=report_uri,
+        created_at=_now(),
+        labels={"mlops_action": "retrain", "champion_version": str(report["champion_version"])},
+    )
+    out.update(alert_id=alert_id, alert=alert)
+    if not alerts_topic:
+        print(f"drift alert {alert_id} not published: alerts_topic is empty")
+        return {**out, "published": False}
+    from pipelines import backends
+
+    message_id = backends.publisher().publish(
+        alerts_topic,
+        json.dumps(alert, sort_keys=True).encode(),
+        {"schema": DRIFT_ALERT_SCHEMA, "model": model, "alert_id": alert_id, "trigger": trigger[:1024]},
+    )
+    print(f"published drift alert {alert_id} to {alerts_topic} (message {message_id})")
+    return {**out, "published": True, "message_id": message_id, "topic": alerts_topic}
+
+
+# --- batch prediction ---------------------------------------------------------------------------
+
+
+def batch_predict(*, model_name: str, version: str, data_uri: str, output_uri: str) -> dict[str, Any]:
+    from pipelines import storage_io
+    from pipelines.components import predict, training
+
+    mv = get_version(model_name, version)
+    assert mv is not None
+    estimator, meta = training.load_model(mv.artifact_uri)
+    frame = data_mod.load_dataset(data_uri)
+    scored = predict.predict_frame(estimator, meta, frame)
+    target = output_uri or predict.default_output_uri(data_uri)
+    storage_io.write_bytes(target, data_mod.to_bytes(scored, data_mod.data_format(target)))
+    print(f"scored {len(scored)} rows with {model_name} v{mv.version}; wrote {target}")
+    return {"model_name": model_name, "version": mv.version, "rows": len(scored), "output_uri": target}
