@@ -124,6 +124,10 @@ CRITERIA: Final[dict[str, Criterion]] = {
         if any(_storage(e).name.startswith(str(p)) for p in _any(w))
         else f"name {_storage(e).name!r} is not under {_show(_any(w))}"
     ),
+    "exclude": lambda e, w: next(
+        (f"name {_storage(e).name!r} is excluded by {p}" for p in _any(w) if glob_match(str(p), _storage(e).name)),
+        None,
+    ),
     "glob": lambda e, w: (
         None
         if any(glob_match(str(p), _storage(e).name) for p in _any(w))

@@ -31,7 +31,7 @@ _PUBSUB: Final = ("topic", "attributes")
 # Which match criteria apply to which event kind.
 MATCH_KEYS: Final[dict[str, frozenset[str]]] = {
     "storage.object.finalized": frozenset(
-        {"bucket", "prefix", "glob", "suffix", "content_type", "min_size", "max_size", "metadata"}
+        {"bucket", "prefix", "glob", "exclude", "suffix", "content_type", "min_size", "max_size", "metadata"}
     ),
     "monitoring.alert": frozenset(
         {*_PUBSUB, "state", "source", "policy_name", "policy_labels", "model", "is_test"}

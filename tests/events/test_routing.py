@@ -252,3 +252,9 @@ def test_lineage_labels_always_obey_vertex_rules(kind: str, rule: str, identity:
         source_kind=kind, rule=rule, pipeline="training", identity=identity, template_digest="ab" * 32
     )
     assert keys.label_problems(labels) == []
+
+
+def test_batch_predictions_written_beside_their_input_never_retrain() -> None:
+    _, decision = decide_doc(samples.storage_event("incoming/churn/day1.csv.predictions.jsonl"))
+    assert isinstance(decision, Skip)
+    assert "is excluded by **/*.predictions.*" in decision.reason
