@@ -35,13 +35,22 @@ test: $(STAMP) ## Set up and run lint, type checks and the whole test suite
 test-fast: $(STAMP) ## Only the fast tests (no emulators, no kfp.local)
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
 
+reliability: $(STAMP) ## Send >= 1000 events with duplicates, disorder and 20% Vertex faults; fail if a run is lost or doubled
+	$(VENV)/bin/mlops-events reliability --events 1000 --fault-rate 0.2
+
 compile: $(STAMP) ## Compile every pipeline to build/templates with a manifest of digests
 	$(VENV)/bin/mlops-events compile --out build/templates
 
 bundle: $(STAMP) ## Build the deployable functions bundle in build/bundle
 	$(VENV)/bin/mlops-events bundle --out build/bundle
 
+demo: $(STAMP) ## The closed loop on a fresh local stack (emulators, functions, kfp.local); prints the lineage and report
+	$(VENV)/bin/mlops-events demo
+
+bench: $(STAMP) ## Benchmarks vs the naive baseline: table + bench/results/latest.json (~5 min)
+	$(PY) -m bench.run
+
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install lint fmt test test-fast compile bundle clean
+.PHONY: help install lint fmt test test-fast reliability compile bundle demo bench clean

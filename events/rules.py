@@ -252,8 +252,7 @@ def load_rules(
         if label in seen:
             problems.append(f"rule {label}: the name is used twice")
         seen.add(label)
-        if variables is not None:
-            raw = _substitute_vars(raw, variables, problems, f"rule {label}")
+        raw = _substitute_vars(raw, variables, problems, f"rule {label}")
         rule = _load_rule(raw, index, catalog, problems)
         if rule is not None:
             rules.append(rule)
@@ -262,7 +261,9 @@ def load_rules(
     return RuleSet(tuple(rules), source)
 
 
-def _substitute_vars(value: Any, variables: Mapping[str, str], problems: list[str], where: str) -> Any:
+def _substitute_vars(value: Any, variables: Mapping[str, str] | None, problems: list[str], where: str) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}``. With ``variables=None`` (checking a file before
+    deploy), a variable without a default stays as written and is not a problem."""
     if isinstance(value, dict):
         return {k: _substitute_vars(v, variables, problems, where) for k, v in value.items()}
     if isinstance(value, list):
@@ -272,10 +273,12 @@ def _substitute_vars(value: Any, variables: Mapping[str, str], problems: list[st
 
     def repl(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
-        if variables.get(name):
+        if variables and variables.get(name):
             return variables[name]
         if default is not None:
             return default
+        if variables is None:
+            return m.group(0)
         problems.append(f"{where}: variable ${{{name}}} is not set (set it, or write ${{{name}:-default}})")
         return m.group(0)
 

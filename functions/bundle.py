@@ -26,6 +26,7 @@ REQUIREMENTS = (
     "functions-framework",
     "cloudevents",
     "google-cloud-pubsub",
+    "google-cloud-storage",  # debounce, cooldown and ordering state in the bucket
     "google-auth",
     "requests",
     "PyYAML",

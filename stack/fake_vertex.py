@@ -12,6 +12,7 @@ timeout, or timed out *after* the job was created (the case idempotent ids exist
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -121,7 +122,9 @@ class FakeVertex:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                # The client may have given up (a time-out): what a real service sees too.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
 
             def do_POST(self) -> None:
                 url = urlparse(self.path)
