@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-_PLACEHOLDER: Final = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
+# ``${VAR}`` is a deploy-time variable of the rules file, not a placeholder.
+_PLACEHOLDER: Final = re.compile(r"(?<![{$])\{([^{}]+)\}(?!\})")
 _STEP: Final = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(-?\d+)\]")
 _HEAD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL: Final = re.compile(r"^'([^']*)'$")

@@ -122,3 +122,15 @@ def test_kind_fields_match_what_events_expose(file: str) -> None:
     # Placeholders are validated against KIND_FIELDS at load time; they must be what fields() gives.
     ev = samples.event(file)
     assert set(ev.fields()) == KIND_FIELDS[ev.kind]
+
+
+def test_unresolved_variables_inside_longer_strings_are_not_placeholders() -> None:
+    # build_bundle checks rules before deploy-time variables exist (variables=None).
+    text = (
+        "rules:\n- name: a\n  on: monitoring.alert\n  launch:\n    pipeline: retraining\n"
+        "    parameters: {model_name: '{model}', data_uri: 'gs://${DATA_BUCKET}/feedback/{model}/'}\n"
+    )
+    rules = load_rules(text, variables=None)
+    assert rules.rules[0].launch.parameters["data_uri"] == "gs://${DATA_BUCKET}/feedback/{model}/"
+    resolved = load_rules(text, variables={"DATA_BUCKET": "d"})
+    assert resolved.rules[0].launch.parameters["data_uri"] == "gs://d/feedback/{model}/"

@@ -1,0 +1,146 @@
+"""Configuration of the local stack, and ``stack.json``: where a running stack says what it is.
+
+Everything the stack keeps lives under one state directory (default ``.mlops-local/``)::
+
+    stack.json        pids, ports and URLs of the running stack (removed by ``down``)
+    templates/        compiled pipelines + manifest.json
+    bundle/           the functions bundle (what Cloud Build deploys), served by functions-framework
+    gcs/              fake-gcs-server's objects (filesystem backend: survives restarts)
+    pubsub/           the Pub/Sub emulator's data
+    jobs/<job id>/    the local launcher's runs (request.json, status.json, worker.log)
+    pipeline-root/    kfp.local's artifacts (local paths: kfp.local needs them)
+    dead-letters/     dead-letter records (JSONL)
+    logs/             one log per function and server, deliveries.jsonl (every event the stack delivered)
+    outbox/           registry events that could not be delivered
+
+Ports are free ports unless ``port_base`` is given (then consecutive ports from it, see ``PORT_NAMES``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+DEFAULT_STATE_DIR: Final = Path(".mlops-local")
+STACK_FILE: Final = "stack.json"
+
+# The four entry points of the bundle and the name each has in the stack (logs, ports).
+FUNCTIONS: Final = ("on_new_data", "on_monitoring_alert", "on_model_registry_event", "on_run_request")
+# Consecutive ports from ``port_base``, in this order.
+PORT_NAMES: Final = ("storage", "pubsub", "bridge", "dispatcher", "prediction", *FUNCTIONS)
+
+# Topics and which function each one's push subscription delivers to (None: a pull subscription,
+# kept so that messages can be inspected).
+TOPICS: Final[dict[str, str | None]] = {
+    "alerts": "on_monitoring_alert",
+    "run-requests": "on_run_request",
+    "dead-letters": None,
+}
+NOTIFICATIONS_TOPIC: Final = "gcs-notifications"  # fake-gcs-server -> bridge (emulator mode)
+
+PubSubMode = Literal["auto", "emulator", "embedded"]
+
+
+class StackError(RuntimeError):
+    """The stack cannot do what was asked; the message says what and what to do."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the bridge and the embedded dispatcher redeliver a non-2xx answer (as Eventarc and Pub/Sub
+    push do: exponential back-off, every non-2xx is retried)."""
+
+    initial_s: float = 1.0
+    maximum_s: float = 10.0
+    give_up_after_s: float = 1800.0  # Eventarc retries for 24 h; a laptop stack gives up sooner
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.maximum_s, self.initial_s * (2 ** max(0, attempt - 1))))
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path = DEFAULT_STATE_DIR
+    project: str = "local-project"
+    region: str = "us-central1"
+    data_bucket: str = "mlops-data"
+    registry_bucket: str = "mlops-registry"
+    pipeline_root_bucket: str = "mlops-pipeline-root"
+    state_bucket: str = "mlops-state"  # the guards' documents; not the data bucket, so they raise no events
+    rules: Path | None = None  # None: the shipped rules
+    pubsub: PubSubMode = "auto"
+    port_base: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    extra_env: tuple[tuple[str, str], ...] = ()  # more variables for the function processes
+
+    @property
+    def root(self) -> Path:
+        return self.state_dir.resolve()
+
+    def ports(self) -> dict[str, int]:
+        """A port for every name of ``PORT_NAMES``: consecutive from ``port_base``, else free ports,
+        all distinct (the sockets are held together while choosing, so no port comes twice)."""
+        if self.port_base is not None:
+            return {name: self.port_base + i for i, name in enumerate(PORT_NAMES)}
+        sockets = []
+        try:
+            for _ in PORT_NAMES:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(s)
+                s.bind(("127.0.0.1", 0))
+            return {name: int(s.getsockname()[1]) for name, s in zip(PORT_NAMES, sockets, strict=True)}
+        finally:
+            for s in sockets:
+                s.close()
+
+    def buckets(self) -> tuple[str, ...]:
+        return (self.data_bucket, self.registry_bucket, self.pipeline_root_bucket, self.state_bucket)
+
+
+# --- stack.json ----------------------------------------------------------------------------------
+
+
+def stack_file(state_dir: Path) -> Path:
+    return Path(state_dir) / STACK_FILE
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_stack(state_dir: Path) -> dict[str, Any] | None:
+    """The running stack's description, or None when no stack runs from ``state_dir``."""
+    path = stack_file(state_dir)
+    try:
+        info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if not pid_alive(int(info.get("pid", 0))):
+        return None  # a stale file from a stack that was killed
+    return info
+
+
+def require_stack(state_dir: Path) -> dict[str, Any]:
+    info = read_stack(state_dir)
+    if info is None:
+        raise StackError(
+            f"no local stack is running from {state_dir} (no live {stack_file(state_dir)}): "
+            "start one with `mlops-events up` (or `mlops-events up --detach`)"
+        )
+    return info
+
+
+def function_urls(state_dir: Path) -> dict[str, str]:
+    """Entry point -> URL of the running stack's functions (for ``replay`` and tools)."""
+    info = require_stack(state_dir)
+    return {name: str(fn["url"]) for name, fn in info["functions"].items()}

@@ -1,0 +1,372 @@
+"""``mlops-events demo``: the closed loop, scripted, on the local stack.
+
+1. A dataset lands under ``incoming/churn/`` in the data bucket -> the bridge delivers the storage
+   event -> ``on_new_data`` -> training -> version 1 becomes ``champion``.
+2. The registry's audit event (alias ``champion`` set) -> ``on_model_registry_event`` -> deployment:
+   canary, smoke test, 100 %. The prediction server serves version 1.
+3. The demo sends traffic whose distribution drifts (usage up, more ``pro`` customers), and the
+   labels of that period land under ``feedback/churn/`` (not watched by the storage rule).
+4. A run request on the ``run-requests`` topic -> ``on_run_request`` -> monitoring: per-feature drift
+   of the served traffic against the champion's training data; it publishes a drift alert on
+   ``alerts`` -> ``on_monitoring_alert`` -> retraining (feedback + the champion's data).
+5. The challenger is compared with the champion on the same holdout: promoted (-> a second
+   deployment) or not.
+
+Then the lineage summary, ``lineage.json`` and an HTML report. The demo's rules
+(``demo/rules.yaml``) shorten the storage debounce and point retraining at ``feedback/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stack import demo_data
+from stack.config import FUNCTIONS, RetryPolicy, StackConfig, StackError, read_stack
+from stack.lineage import Lineage, RunNode, build, read_runs
+from stack.up import Stack
+
+Echo = Callable[[str], None]
+DEMO_RULES = Path(__file__).resolve().parent.parent / "demo" / "rules.yaml"
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+# What the state directory holds that a new demo run starts without.
+_RESET = ("jobs", "logs", "gcs", "pubsub", "pipeline-root", "dead-letters", "outbox", "state", "bundle",
+          "templates", "report.html", "lineage.json", "stack.log", "fake-gcs.log", "pubsub-emulator.log")  # fmt: skip
+
+
+class DemoError(RuntimeError):
+    """A step of the demo did not happen; the message says which and where to look."""
+
+
+@dataclass
+class DemoResult:
+    ok: bool
+    seconds: float
+    lineage: Lineage
+    report: Path
+    lineage_json: Path
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+class Progress:
+    """Prints, as they happen, each event a function decided on and each run's tasks."""
+
+    def __init__(self, root: Path, echo: Echo, started: float) -> None:
+        self.root = root
+        self.echo = echo
+        self.started = started
+        self._offsets: dict[Path, int] = {}
+        self._progress: dict[str, int] = {}
+        self._states: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="demo-progress", daemon=True)
+        self._lock = threading.Lock()
+
+    def say(self, tag: str, text: str) -> None:
+        with self._lock:
+            self.echo(f"[{time.monotonic() - self.started:6.1f}s] {tag:<6} {text}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.poll()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.3):
+            self.poll()
+
+    def poll(self) -> None:
+        for name in FUNCTIONS:
+            for line in self._new_lines(self.root / "logs" / f"{name}.log"):
+                self._event_line(name, line)
+        for job_dir in sorted((self.root / "jobs").glob("*/")):
+            self._job(job_dir)
+
+    def _new_lines(self, path: Path) -> list[str]:
+        try:
+            with path.open("rb") as f:
+                f.seek(self._offsets.get(path, 0))
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        complete = data.rfind(b"\n") + 1  # a line being written is read next time
+        self._offsets[path] = self._offsets.get(path, 0) + complete
+        return data[:complete].decode(errors="replace").splitlines()
+
+    def _event_line(self, function: str, line: str) -> None:
+        if not line.startswith("{"):
+            return
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            return
+        if "decision" not in doc:
+            return
+        message = str(doc.get("message", ""))
+        if doc["decision"] == "defer":  # the guards' line: the event will come back
+            self.say("event", f"{function} deferred it: {message[:150]}")
+            return
+        what = doc.get("identity") or doc.get("event_type")
+        if doc.get("severity") == "WARNING":
+            message = "deferred, the platform will redeliver: " + message.split(": ", 1)[-1]
+        self.say("event", f"{function} <- {what}")
+        self.say("", f"  {message[:160]}")
+
+    def _job(self, job_dir: Path) -> None:
+        try:
+            status = json.loads((job_dir / "status.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return
+        job = job_dir.name
+        short = job.split("-")[0] + "…" + job[-6:]
+        lines = status.get("progress") or []
+        seen = self._progress.get(job, 0)
+        for line in lines[seen:]:
+            text = str(line).strip()
+            if text.startswith("running "):
+                continue
+            self.say("run", f"{short} {text}")
+        self._progress[job] = len(lines)
+        state = str(status.get("state"))
+        if state != self._states.get(job) and state in TERMINAL:
+            extra = (
+                f": {status.get('failed_task')}: {str(status.get('error'))[:200]}"
+                if state == "FAILED"
+                else ""
+            )
+            self.say("run", f"{job} {state}{extra}")
+        self._states[job] = state
+
+
+def reset_state(root: Path) -> None:
+    if read_stack(root) is not None:
+        raise StackError(
+            f"a stack is running from {root}: `mlops-events down` first (the demo starts afresh)"
+        )
+    for name in _RESET:
+        path = root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def wait_for_run(
+    root: Path,
+    pipeline: str,
+    *,
+    exclude: set[str],
+    timeout: float,
+    what: str,
+    where: str,
+) -> RunNode:
+    """Wait for a new run of ``pipeline`` (not in ``exclude``) to finish; it must succeed."""
+    deadline = time.monotonic() + timeout
+    found: RunNode | None = None
+    while time.monotonic() < deadline:
+        runs = [r for r in read_runs(root).values() if r.pipeline == pipeline and r.job_id not in exclude]
+        if runs:
+            found = runs[0]
+            if found.state in TERMINAL:
+                break
+        time.sleep(0.3)
+    if found is None:
+        raise DemoError(f"{what}: no {pipeline} run started within {timeout:.0f}s; look at {where}")
+    if found.state != "SUCCEEDED":
+        detail = (
+            f"task {found.failed_task}: {found.error}" if found.state == "FAILED" else f"still {found.state}"
+        )
+        raise DemoError(
+            f"{what}: run {found.job_id} {detail}\n(see {root}/jobs/{found.job_id}/worker.log and status.json)"
+        )
+    exclude.add(found.job_id)
+    return found
+
+
+def send_traffic(url: str, model: str, progress: Progress, *, batches: int = 4, rows: int = 100) -> int:
+    """Prediction requests whose features drift a little more with each batch."""
+    sent = 0
+    for i in range(1, batches + 1):
+        strength = i / batches
+        frame = demo_data.customers(rows, seed=100 + i, strength=strength, labelled=False)
+        versions: set[str] = set()
+        for start in range(0, rows, 25):
+            instances = json.loads(frame.iloc[start : start + 25].to_json(orient="records"))
+            req = urllib.request.Request(
+                f"{url}/v1/endpoints/{model}:predict",
+                data=json.dumps({"instances": instances}).encode(),
+                headers={"content-type": "application/json", "X-Request-Id": uuid.uuid4().hex},
+                method="POST",
+            )
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                versions.add(str(json.loads(resp.read())["modelVersionId"]))
+            sent += len(instances)
+        progress.say(
+            "demo",
+            f"traffic batch {i}/{batches}: {rows} customers, mean usage {frame['usage'].mean():.1f}, "
+            f"{(frame['plan'] == 'pro').mean():.0%} on pro -> served by v{', v'.join(sorted(versions))}",
+        )
+    return sent
+
+
+def run_demo(
+    state_dir: Path,
+    *,
+    echo: Echo = print,
+    keep_running: bool = False,
+    pubsub: str = "auto",
+    timeout_per_step: float = 180.0,
+) -> DemoResult:
+    started = time.monotonic()
+    root = state_dir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    reset_state(root)
+    config = StackConfig(
+        state_dir=root,
+        rules=DEMO_RULES,
+        pubsub=pubsub,  # type: ignore[arg-type]
+        retry=RetryPolicy(initial_s=0.5, maximum_s=4.0, give_up_after_s=600.0),
+    )
+    model = demo_data.MODEL
+    bucket = config.data_bucket
+    steps: dict[str, float] = {}
+    progress = Progress(root, echo, started)
+    stack = Stack(config, echo=lambda line: progress.say("stack", line))
+    done: set[str] = set()
+    try:
+        info = stack.start()
+        steps["stack up"] = time.monotonic() - started
+        progress.start()
+        from pipelines import storage_io
+        from pipelines.components.data import to_bytes
+
+        # 1. New data -> training -> champion.
+        uri = f"gs://{bucket}/incoming/{model}/customers-week-1.csv"
+        storage_io.write_bytes(uri, to_bytes(demo_data.reference(), "csv"), "text/csv")
+        progress.say("demo", f"step 1: dropped 1500 labelled customers at {uri}")
+        logs = f"{root}/logs/on_new_data.log and {root}/logs/deliveries.jsonl"
+        training = wait_for_run(
+            root, "training", exclude=done, timeout=timeout_per_step, what="step 1", where=logs
+        )
+        progress.say(
+            "demo",
+            f"training done: {model} v{training.outputs.get('version')} {training.outputs.get('aliases')}",
+        )
+        steps["training"] = time.monotonic() - started
+
+        # 2. The champion alias -> deployment -> served.
+        logs = f"{root}/logs/on_model_registry_event.log"
+        deploy = wait_for_run(
+            root, "deployment", exclude=done, timeout=timeout_per_step, what="step 2", where=logs
+        )
+        progress.say(
+            "demo",
+            f"deployed: endpoint {deploy.outputs.get('endpoint')} traffic {deploy.outputs.get('traffic')}",
+        )
+        steps["deployment"] = time.monotonic() - started
+
+        # 3. Traffic that drifts, and the labels of that period.
+        sent = send_traffic(info["prediction"]["url"], model, progress)
+        feedback = f"gs://{bucket}/feedback/{model}/customers-week-2.csv"
+        storage_io.write_bytes(feedback, to_bytes(demo_data.drifted(), "csv"), "text/csv")
+        progress.say("demo", f"step 3: sent {sent} predictions; labels of the period landed at {feedback}")
+
+        # 4. Monitoring on request -> drift alert -> retraining.
+        from stack.dispatch import publish
+
+        request = {
+            "pipeline": "monitoring",
+            "parameters": {"model_name": model, "alerts_topic": "alerts"},
+            "idempotency_key": f"demo-monitoring-{uuid.uuid4().hex[:8]}",
+            "requested_by": "mlops-events demo",
+        }
+        message_id = publish(info, "run-requests", json.dumps(request).encode())
+        progress.say(
+            "demo", f"step 4: published a monitoring run request on run-requests (message {message_id})"
+        )
+        logs = f"{root}/logs/on_run_request.log"
+        monitoring = wait_for_run(
+            root, "monitoring", exclude=done, timeout=timeout_per_step, what="step 4", where=logs
+        )
+        if not monitoring.outputs.get("published"):
+            raise DemoError(f"step 4: monitoring found no drift to alert on: {monitoring.outputs}")
+        steps["monitoring"] = time.monotonic() - started
+        logs = f"{root}/logs/on_monitoring_alert.log"
+        retraining = wait_for_run(
+            root, "retraining", exclude=done, timeout=timeout_per_step, what="step 4", where=logs
+        )
+        steps["retraining"] = time.monotonic() - started
+
+        # 5. Champion / challenger.
+        out = retraining.outputs
+        verdict = "PROMOTED to champion" if out.get("promoted") else "not promoted (the champion stays)"
+        progress.say(
+            "demo",
+            f"step 5: challenger {model} v{out.get('version')} {verdict}: {'; '.join(out.get('reasons', []))}",
+        )
+        if out.get("promoted"):
+            logs = f"{root}/logs/on_model_registry_event.log"
+            wait_for_run(
+                root, "deployment", exclude=done, timeout=timeout_per_step, what="step 5", where=logs
+            )
+            steps["second deployment"] = time.monotonic() - started
+        time.sleep(1.0)  # late log lines (the last registry events' skips)
+        progress.stop()
+
+        lineage = build(root, config.registry_bucket)
+        elapsed = time.monotonic() - started
+        echo("")
+        echo("Lineage: event -> decision -> run -> model version -> deployment")
+        for line in lineage.summary():
+            echo("  " + line)
+        lineage_json = root / "lineage.json"
+        lineage_json.write_text(json.dumps(lineage.to_dict(), indent=2, default=str), encoding="utf-8")
+        from stack.report import write_report
+
+        report = write_report(lineage, root / "report.html", elapsed_s=elapsed)
+        echo("")
+        echo(f"report:  {report}")
+        echo(f"lineage: {lineage_json}")
+        echo(f"demo loop completed in {elapsed:.1f}s")
+        if keep_running:
+            echo("the stack keeps running: `mlops-events status`, `mlops-events down` to stop it")
+        return DemoResult(True, elapsed, lineage, report, lineage_json, steps)
+    finally:
+        progress.stop()
+        if not keep_running:
+            stack.stop()
+        elif read_stack(root) is not None:
+            _detach(stack)
+
+
+def _detach(stack: Stack) -> None:
+    """``--keep-running`` from the CLI: this process stays the supervisor until interrupted."""
+    import signal
+
+    stop = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stack.stop()
+
+
+def with_stack_env(info: dict[str, Any]) -> None:
+    """Point this process's storage clients at a running stack (for ``status``)."""
+    import os
+
+    os.environ["STORAGE_EMULATOR_HOST"] = str(info["storage"]["host"])
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", str(info["project"]))
