@@ -125,7 +125,11 @@ CRITERIA: Final[dict[str, Criterion]] = {
         else f"name {_storage(e).name!r} is not under {_show(_any(w))}"
     ),
     "exclude": lambda e, w: next(
-        (f"name {_storage(e).name!r} is excluded by {p}" for p in _any(w) if glob_match(str(p), _storage(e).name)),
+        (
+            f"name {_storage(e).name!r} is excluded by {p}"
+            for p in _any(w)
+            if glob_match(str(p), _storage(e).name)
+        ),
         None,
     ),
     "glob": lambda e, w: (

@@ -8,7 +8,16 @@ import sys
 from collections.abc import Sequence
 
 # Modules under mlops_cli that define subcommands (each exposes ``register(subparsers)``).
-COMMAND_MODULES: tuple[str, ...] = ("cmd_route", "cmd_bundle", "cmd_gcp", "cmd_run", "cmd_compile", "cmd_replay", "cmd_reliability", "cmd_stack")
+COMMAND_MODULES: tuple[str, ...] = (
+    "cmd_route",
+    "cmd_bundle",
+    "cmd_gcp",
+    "cmd_run",
+    "cmd_compile",
+    "cmd_replay",
+    "cmd_reliability",
+    "cmd_stack",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

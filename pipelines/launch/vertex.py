@@ -97,7 +97,7 @@ def encode_job_body(request: RunRequest, spec_json: str, config: VertexConfig) -
     if config.service_account:
         rest["serviceAccount"] = config.service_account
     head = json.dumps({"displayName": request.job_id})
-    return f"{head[:-1]}, \"pipelineSpec\": {spec_json}, {json.dumps(rest)[1:]}"
+    return f'{head[:-1]}, "pipelineSpec": {spec_json}, {json.dumps(rest)[1:]}'
 
 
 class VertexLauncher:
@@ -126,6 +126,7 @@ class VertexLauncher:
                         scopes=["https://www.googleapis.com/auth/cloud-platform"]
                     )
                     self._session = AuthorizedSession(credentials)
+                _settle_environment(self._session, self.config.base_url)
             return self._session
 
     def _spec(self, pipeline: str) -> dict[str, Any]:
@@ -143,7 +144,9 @@ class VertexLauncher:
     def launch(self, request: RunRequest) -> LaunchResult:
         import requests  # a dependency of google-auth's transport: already loaded by _http()
 
-        body = encode_job_body(request, self._spec_json(request.pipeline, request.enable_caching), self.config)
+        body = encode_job_body(
+            request, self._spec_json(request.pipeline, request.enable_caching), self.config
+        )
         parent = f"projects/{self.config.project}/locations/{self.config.region}"
         url = f"{self.config.base_url}/v1/{parent}/pipelineJobs"
         name = f"{parent}/pipelineJobs/{request.job_id}"
@@ -170,6 +173,17 @@ class VertexLauncher:
         if status in _TRANSIENT_STATUS:
             raise TransientLaunchError(f"Vertex answered {status} creating {request.job_id}: {message}")
         raise PermanentLaunchError(f"Vertex rejected {request.job_id} with {status}: {message}")
+
+
+def _settle_environment(session: Any, url: str) -> None:
+    """Resolve the proxy and CA-bundle environment once per instance, not per request: with
+    ``trust_env`` requests rescans the whole environment on every call (the largest CPU item of a
+    warm launch in the profile). Every call goes to the same endpoint, so the result is the same."""
+    merged = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(merged.get("proxies") or {})
+    if merged.get("verify") is not None:
+        session.verify = merged["verify"]
+    session.trust_env = False
 
 
 def _error_message(response: Any) -> str:

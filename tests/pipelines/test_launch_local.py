@@ -22,7 +22,9 @@ def wait(job_dir: Path, seconds: float = 120) -> dict:
         if status.get("state") in TERMINAL_STATES:
             return status
         time.sleep(0.2)
-    raise AssertionError(f"job did not finish: {read_status(job_dir)}; log: {(job_dir / 'worker.log').read_text()}")
+    raise AssertionError(
+        f"job did not finish: {read_status(job_dir)}; log: {(job_dir / 'worker.log').read_text()}"
+    )
 
 
 def test_local_job_runs_once_and_records_a_failure_with_its_task(gcs_env: str, tmp_path: Path) -> None:
