@@ -1,0 +1,58 @@
+"""Cold start: a fresh process from spawn until the function can serve.
+
+Two views, both fresh processes, each a median over ``reps`` runs (after one discarded import that
+writes the bytecode caches, as a deployed image has them):
+- import: ``python -c "import main"`` in the source directory (for our bundle, plus loading the
+  rules and the manifest, which the first request would otherwise do): wall time and peak RSS;
+- ready: ``functions-framework --target T`` from spawn until its first HTTP answer, per entry point;
+  peak RSS of the server (gunicorn's arbiter and its worker) read when it stops.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.common import Subject, median, run_python, serve, wait_ready
+
+_IMPORT = {
+    "mlops-events": "import main\nfrom functions.runtime import runtime\nruntime().warm()",
+    "baseline": "import main",  # its setup (aiplatform.init) runs at import
+}
+
+
+def measure_import(subject: Subject, reps: int) -> dict[str, Any]:
+    code = _IMPORT[subject.name]
+    run_python(code, subject.env, subject.directory)  # warm the bytecode cache
+    runs = [run_python(code, subject.env, subject.directory) for _ in range(reps)]
+    return {
+        "wall_s": median([w for w, _ in runs]),
+        "peak_rss_mb": median([r for _, r in runs]),
+        "runs": [{"wall_s": w, "peak_rss_mb": r} for w, r in runs],
+    }
+
+
+def measure_ready(subject: Subject, target: str, work: Path, reps: int) -> dict[str, Any]:
+    runs = []  # measure_import ran first: the bytecode caches are written
+    for _ in range(reps):
+        child, url = serve(subject, target, work)
+        try:
+            ready = wait_ready(child, url)
+        finally:
+            rss = child.stop()
+        runs.append({"ready_s": ready, "peak_rss_mb": rss})
+    return {
+        "ready_s": median([r["ready_s"] for r in runs]),
+        "peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
+        "runs": runs,
+    }
+
+
+def measure(subjects: list[Subject], work: Path, reps: int) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for subject in subjects:
+        result[subject.name] = {
+            "import": measure_import(subject, reps),
+            "ready": {target: measure_ready(subject, target, work, reps) for target in subject.targets},
+        }
+    return result
