@@ -157,10 +157,10 @@ def fake_gcs_binary() -> Path:
 
 
 @dataclass
-class FakeGcs:
-    """A running fake-gcs-server. ``host`` is the value for ``STORAGE_EMULATOR_HOST``."""
+class _Emulator:
+    """A running emulator process: where it listens, its log, and how to stop it."""
 
-    host: str  # "http://127.0.0.1:PORT"
+    host: str
     port: int
     root: Path
     _proc: _Process = field(repr=False)
@@ -186,6 +186,12 @@ class FakeGcs:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@dataclass
+class FakeGcs(_Emulator):
+    """A running fake-gcs-server. ``host`` ("http://127.0.0.1:PORT") is the value for
+    ``STORAGE_EMULATOR_HOST``."""
 
 
 def start_fake_gcs(root: Path, port: int | None = None, *, pubsub: PubSubNotify | None = None) -> FakeGcs:
@@ -251,35 +257,9 @@ def find_pubsub_emulator() -> list[str] | None:
 
 
 @dataclass
-class PubSubEmulator:
-    """A running Pub/Sub emulator. ``host`` is the value for ``PUBSUB_EMULATOR_HOST``."""
-
-    host: str  # "127.0.0.1:PORT"
-    port: int
-    root: Path
-    _proc: _Process = field(repr=False)
-
-    @property
-    def log_path(self) -> Path:
-        return self._proc.log_path
-
-    @property
-    def pid(self) -> int:
-        return self._proc.process.pid
-
-    def running(self) -> bool:
-        return self._proc.process.poll() is None
-
-    def stop(self) -> None:
-        self._proc.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+class PubSubEmulator(_Emulator):
+    """A running Pub/Sub emulator. ``host`` ("127.0.0.1:PORT") is the value for
+    ``PUBSUB_EMULATOR_HOST``."""
 
 
 def start_pubsub_emulator(root: Path, port: int | None = None) -> PubSubEmulator | None:
