@@ -53,10 +53,8 @@ Concurrency (``concurrency: skip|defer``)
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -69,6 +67,7 @@ from events import keys
 from events.decision import Launch, RunRequest, Skip
 from events.model import Event, StorageObject
 from events.options import Concurrency, Cooldown, Debounce, parse_concurrency, parse_cooldown, parse_debounce
+from functions.log import log
 from functions.settings import Settings
 from functions.state import BucketStateStore, JsonDict, LocalStateStore, StateStore
 from pipelines.launch.base import TransientLaunchError
@@ -347,7 +346,6 @@ class Guards:
             f"{what}quiet for {quiet_for:.0f}s of {debounce.quiet:.0f}s; released in <= {max(left, 0):.0f}s "
             "by a redelivery"
         )
-        _log("NOTICE", message, decision="defer", window=window["id"])
         return Deferred(message)
 
     # --- cooldown ------------------------------------------------------------------------------
@@ -419,7 +417,6 @@ class Guards:
                     f"({busy['job_id']}, state {state or 'unknown'})"
                 )
                 if concurrency.mode == "defer":
-                    _log("NOTICE", f"concurrency: {what}: deferred", decision="defer")
                     raise Deferred(f"concurrency: {what}; redelivered later")
                 raise _Busy(f"concurrency: {what}; skipped")
             self._clear_run(key, busy)  # it has finished: clear it (only if unchanged), claim again
@@ -469,7 +466,7 @@ class Guards:
         try:
             return self._run_status(job_id)
         except Exception as exc:  # unknown: the run counts as active until its timeout
-            _log("WARNING", f"could not read the state of {job_id}: {exc}")
+            log("WARNING", f"could not read the state of {job_id}: {exc}")
             return None
 
 
@@ -541,9 +538,3 @@ def _parsed(parse: Callable[[Any], tuple[Any, list[str]]], raw: Any) -> Any:
 
 def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _log(severity: str, message: str, **fields: Any) -> None:
-    entry = {"severity": severity, "message": message, **fields}
-    sys.stdout.write(json.dumps(entry, default=str) + "\n")
-    sys.stdout.flush()

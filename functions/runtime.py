@@ -10,8 +10,6 @@ Error policy, because Eventarc and Pub/Sub redeliver every non-2xx answer:
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import time
 import traceback
@@ -27,7 +25,8 @@ from events.errors import PermanentError
 from events.model import Event, PubSubMessage
 from events.routing import RuleSet, default_rules_text, load_rules, route
 from functions.dead_letter import DeadLetters, make_record
-from functions.guards import Guards
+from functions.guards import Deferred, Guards
+from functions.log import log
 from functions.settings import Settings
 from pipelines.launch.base import (
     Launcher,
@@ -36,13 +35,6 @@ from pipelines.launch.base import (
     Templates,
     TransientLaunchError,
 )
-
-
-def log(severity: str, message: str, **fields: Any) -> None:
-    """One structured line: Cloud Logging reads ``severity`` and ``message`` from stdout JSON."""
-    entry = {"severity": severity, "message": message, **{k: v for k, v in fields.items() if v is not None}}
-    sys.stdout.write(json.dumps(entry, default=str) + "\n")
-    sys.stdout.flush()
 
 
 @dataclass(frozen=True)
@@ -141,7 +133,12 @@ class Runtime:
         if isinstance(decision, Skip):
             return self._skip(decision, event, base)
 
-        decision = self.guards.apply(decision, event)
+        try:
+            decision = self.guards.apply(decision, event)
+        except Deferred as exc:
+            # Not an error: the platform's redelivery is the timer (debounce, concurrency: defer).
+            log("NOTICE", str(exc), decision="defer", rule=decision.rule, **base)
+            raise
         if isinstance(decision, Skip):
             return self._skip(decision, event, base)
 
