@@ -447,6 +447,14 @@ def post(session: Any, url: str, d: Delivery, tally: Tally, retry: bool) -> bool
     return 200 <= status < 300
 
 
+def _restore_environ(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def run(args: argparse.Namespace) -> int:
     from pipelines import storage_io
     from stack.emulators import start_fake_gcs
@@ -461,6 +469,9 @@ def run(args: argparse.Namespace) -> int:
         vertex = FakeVertex(Faults(rate=args.fault_rate, timeout_seconds=1.5, seed=args.seed)).start()
         stack.callback(vertex.stop)
         bucket = f"reliability-{uuid.uuid4().hex[:8]}"
+        # The storage client reads these; put them back afterwards (the emulator dies with this run).
+        saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}
+        stack.callback(_restore_environ, saved)
         os.environ.update({"STORAGE_EMULATOR_HOST": gcs.host, "GOOGLE_CLOUD_PROJECT": PROJECT})
         storage_io.ensure_bucket(bucket)
         rules = workdir / "rules.yaml"

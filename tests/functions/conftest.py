@@ -50,7 +50,14 @@ def function_env(
         "MLOPS_LAUNCHER": "vertex",
         "MAX_EVENT_AGE_SECONDS": "0",  # the samples are dated; the age limit has its own test
     }
-    for key in ("MLOPS_CONFIG", "DEAD_LETTER_TOPIC"):
+    # Nothing from the developer's shell or an earlier test may point the guards at real storage.
+    for key in (
+        "MLOPS_CONFIG",
+        "DEAD_LETTER_TOPIC",
+        "STORAGE_EMULATOR_HOST",
+        "MLOPS_STATE_BUCKET",
+        "K_SERVICE",
+    ):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
