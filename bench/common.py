@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,11 +19,13 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from stack.emulators import free_port
 from stack.fake_vertex import FakeVertex
+from stack.json_http import JsonHandler
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_DIR = REPO / "bench" / "baseline"
@@ -57,13 +58,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return float(ordered[rank - 1])
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # --- the subjects ----------------------------------------------------------------------------
@@ -280,18 +274,12 @@ class TimedFakeVertex(FakeVertex):
         self.timings: list[tuple[float, float]] = []
         super().__init__(**kwargs)
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JsonHandler]:
         base = super()._handler()
         fake = self
 
+        # (The fake sets TCP_NODELAY itself: without it every launch measured 40 ms of Nagle.)
         class Timed(base):  # type: ignore[valid-type,misc]
-            def setup(self) -> None:
-                super().setup()
-                # http.server writes the headers, then the body: with Nagle on, the body waits for
-                # the client's delayed ACK of the headers, 40 ms per call on loopback. A real
-                # front end does not do that; without this every launch measures 40 ms of fake.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
             def do_POST(self) -> None:
                 started = time.perf_counter()
                 super().do_POST()
@@ -325,23 +313,15 @@ class StorageStub:
         self.calls = 0
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
             def _answer(self, status: int, payload: Mapping[str, Any]) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
                 stub.calls += 1
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(status, payload)
 
             def do_GET(self) -> None:
                 if self.path.split("?")[0].endswith("/iam"):

@@ -25,11 +25,12 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
 from stack.config import RetryPolicy
+from stack.json_http import JsonHandler
 
 STORAGE_FINALIZED: Final = "google.cloud.storage.object.v1.finalized"
 POLL_INTERVAL_S: Final = 0.5
@@ -283,7 +284,7 @@ class StorageBridge:
 # --- registry audit events: a relay --------------------------------------------------------------
 
 
-class _RelayHandler(BaseHTTPRequestHandler):
+class _RelayHandler(JsonHandler):
     server: RelayServer
 
     def do_POST(self) -> None:
@@ -292,24 +293,13 @@ class _RelayHandler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("ce-")}
         headers["content-type"] = self.headers.get("content-type") or "application/json"
         if "ce-id" not in headers or "ce-type" not in headers:
-            self._answer(400, {"error": "expected a binary-mode CloudEvent (ce-id, ce-type headers)"})
+            self.answer(400, {"error": "expected a binary-mode CloudEvent (ce-id, ce-type headers)"})
             return
         self.server.relay(headers, body)
-        self._answer(200, {"accepted": headers["ce-id"]})
+        self.answer(200, {"accepted": headers["ce-id"]})
 
     def do_GET(self) -> None:
-        self._answer(200, {"status": "ok"})
-
-    def _answer(self, status: int, body: Mapping[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: deliveries.jsonl is the log
-        return
+        self.answer(200, {"status": "ok"})
 
 
 class RelayServer(ThreadingHTTPServer):

@@ -25,12 +25,13 @@ import json
 import re
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
 from pipelines.alerts import push_envelope
 from stack.bridge import Deliverer, Delivery
+from stack.json_http import JsonHandler
 
 _PUSH_PATH: Final = re.compile(r"^/projects/(?P<project>[^/]+)/topics/(?P<topic>[^/:]+)/?$")
 _REST_PATH: Final = re.compile(r"^/v1/projects/(?P<project>[^/]+)/topics/(?P<topic>[^/:]+):publish$")
@@ -98,7 +99,7 @@ def publish_emulator(project: str, topic: str, data: bytes, attributes: Mapping[
 # --- embedded dispatcher -------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: Dispatcher
 
     def do_POST(self) -> None:
@@ -106,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             doc = json.loads(body)
         except json.JSONDecodeError:
-            self._answer(400, {"error": "the body must be JSON"})
+            self.answer(400, {"error": "the body must be JSON"})
             return
         if (
             (m := _PUSH_PATH.match(self.path))
@@ -125,26 +126,15 @@ class _Handler(BaseHTTPRequestHandler):
                 envelope = push_envelope(m["project"], m["topic"], data, message.get("attributes") or {})
                 ids.append(self.server.dispatch(m["project"], m["topic"], envelope["message"]))
         else:
-            self._answer(
+            self.answer(
                 404,
                 {"error": "POST /projects/P/topics/T (push envelope) or /v1/projects/P/topics/T:publish"},
             )
             return
-        self._answer(200, {"messageIds": ids})
+        self.answer(200, {"messageIds": ids})
 
     def do_GET(self) -> None:
-        self._answer(200, {"status": "ok", "topics": sorted(self.server.topics)})
-
-    def _answer(self, status: int, body: Mapping[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+        self.answer(200, {"status": "ok", "topics": sorted(self.server.topics)})
 
 
 class Dispatcher(ThreadingHTTPServer):

@@ -12,7 +12,6 @@ timeout, or timed out *after* the job was created (the case idempotent ids exist
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import re
@@ -20,9 +19,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from stack.json_http import JsonHandler
 
 _CREATE = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/pipelineJobs$")
 _GET = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/pipelineJobs/([^/]+)$")
@@ -108,29 +109,16 @@ class FakeVertex:
                 "state": "PIPELINE_STATE_PENDING",
             }
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JsonHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
 
             def setup(self) -> None:
                 super().setup()
                 # Without it Nagle's algorithm and delayed ACKs add ~40 ms to every answer.
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                # The client may have given up (a time-out): what a real service sees too.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)
 
             def do_POST(self) -> None:
                 url = urlparse(self.path)
@@ -141,35 +129,35 @@ class FakeVertex:
                 m = _CREATE.match(url.path)
                 job_id = (parse_qs(url.query).get("pipelineJobId") or [""])[0]
                 if not m or not job_id:
-                    self._send(404, {"error": {"code": 404, "message": f"no route {url.path}"}})
+                    self.answer(404, {"error": {"code": 404, "message": f"no route {url.path}"}})
                     return
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    self._send(400, {"error": {"code": 400, "message": "body is not JSON"}})
+                    self.answer(400, {"error": {"code": 400, "message": "body is not JSON"}})
                     return
                 if fake.faults.delay_seconds:
                     time.sleep(fake.faults.delay_seconds)
                 fault = fake._fault()
                 if fault in ("429", "503"):
-                    self._send(int(fault), {"error": {"code": int(fault), "message": f"injected {fault}"}})
+                    self.answer(int(fault), {"error": {"code": int(fault), "message": f"injected {fault}"}})
                     return
                 if fault == "timeout":
                     time.sleep(fake.faults.timeout_seconds)
-                    self._send(503, {"error": {"code": 503, "message": "injected timeout"}})
+                    self.answer(503, {"error": {"code": 503, "message": "injected timeout"}})
                     return
                 status, payload = fake._create(job_id, body)
                 if fault == "timeout_after_create":
                     time.sleep(fake.faults.timeout_seconds)
-                self._send(status, payload)
+                self.answer(status, payload)
 
             def do_GET(self) -> None:
                 m = _GET.match(urlparse(self.path).path)
                 job = fake.jobs.get(m.group(3)) if m else None
                 if job is None:
-                    self._send(404, {"error": {"code": 404, "message": "not found"}})
+                    self.answer(404, {"error": {"code": 404, "message": "not found"}})
                 else:
                     state = fake.states.get(m.group(3), "PIPELINE_STATE_PENDING") if m else ""
-                    self._send(200, {**job, "state": state})
+                    self.answer(200, {**job, "state": state})
 
         return Handler

@@ -56,14 +56,16 @@ def set_caching(spec: dict[str, Any], enabled: bool) -> None:
             task["cachingOptions"] = {"enableCache": enabled}
 
 
-def job_body(request: RunRequest, spec: Mapping[str, Any], config: VertexConfig) -> dict[str, Any]:
-    """The PipelineJob resource sent to Vertex (REST JSON)."""
+def _prepared_spec(spec: Mapping[str, Any], enable_caching: bool | None) -> dict[str, Any]:
     pipeline_spec = copy.deepcopy(dict(spec))
-    if request.enable_caching is not None:
-        set_caching(pipeline_spec, request.enable_caching)
-    body: dict[str, Any] = {
-        "displayName": request.job_id,
-        "pipelineSpec": pipeline_spec,
+    if enable_caching is not None:
+        set_caching(pipeline_spec, enable_caching)
+    return pipeline_spec
+
+
+def _job_fields(request: RunRequest, config: VertexConfig) -> dict[str, Any]:
+    """Everything of the PipelineJob but its name and spec."""
+    fields: dict[str, Any] = {
         "labels": dict(request.labels),
         "runtimeConfig": {
             "gcsOutputDirectory": config.pipeline_root,
@@ -71,31 +73,29 @@ def job_body(request: RunRequest, spec: Mapping[str, Any], config: VertexConfig)
         },
     }
     if config.service_account:
-        body["serviceAccount"] = config.service_account
-    return body
+        fields["serviceAccount"] = config.service_account
+    return fields
+
+
+def job_body(request: RunRequest, spec: Mapping[str, Any], config: VertexConfig) -> dict[str, Any]:
+    """The PipelineJob resource sent to Vertex (REST JSON)."""
+    return {
+        "displayName": request.job_id,
+        "pipelineSpec": _prepared_spec(spec, request.enable_caching),
+        **_job_fields(request, config),
+    }
 
 
 def encode_spec(spec: Mapping[str, Any], enable_caching: bool | None) -> str:
     """The JSON of a pipeline spec with the caching option applied: computed once per
     (pipeline, caching) by the launcher, because deep-copying and encoding the whole spec per
     request was most of a warm launch's own time."""
-    pipeline_spec = copy.deepcopy(dict(spec))
-    if enable_caching is not None:
-        set_caching(pipeline_spec, enable_caching)
-    return json.dumps(pipeline_spec)
+    return json.dumps(_prepared_spec(spec, enable_caching))
 
 
 def encode_job_body(request: RunRequest, spec_json: str, config: VertexConfig) -> str:
     """``json.dumps(job_body(...))`` with the pre-encoded spec spliced in (the same JSON object)."""
-    rest: dict[str, Any] = {
-        "labels": dict(request.labels),
-        "runtimeConfig": {
-            "gcsOutputDirectory": config.pipeline_root,
-            "parameterValues": dict(request.parameters),
-        },
-    }
-    if config.service_account:
-        rest["serviceAccount"] = config.service_account
+    rest = _job_fields(request, config)
     head = json.dumps({"displayName": request.job_id})
     return f'{head[:-1]}, "pipelineSpec": {spec_json}, {json.dumps(rest)[1:]}'
 
