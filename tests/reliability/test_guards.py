@@ -63,8 +63,12 @@ RULESET = load_rules(RULES)
 CTX = Context(id="e1", source="//storage", type="t")
 
 
-def obj(name: str, generation: int = 1, size: int = 10, **kw: Any) -> StorageObject:
-    return StorageObject(CTX, "b", name, generation, 1, size, time_created=datetime.now(UTC), **kw)
+def obj(
+    name: str, generation: int = 1, size: int = 10, created: float | None = None, **kw: Any
+) -> StorageObject:
+    """A finalize event; ``created``: its timeCreated on the (fake) clock of the test."""
+    when = datetime.fromtimestamp(created, UTC) if created is not None else datetime.now(UTC)
+    return StorageObject(CTX, "b", name, generation, 1, size, time_created=when, **kw)
 
 
 def alert(incident: str, model: str = "churn", state: str = "open") -> MonitoringAlert:
@@ -123,10 +127,11 @@ def test_stale_generation_after_a_newer_one_is_skipped(guards: Any) -> None:
 
 def test_debounce_defers_until_quiet_then_every_delivery_gets_one_job(guards: Any) -> None:
     g, clock, _ = guards
-    files = [obj(f"incoming/churn/part-{i}.csv", generation=100 + i) for i in range(3)]
-    for f in files:
+    files = []
+    for i in range(3):
+        files.append(obj(f"incoming/churn/part-{i}.csv", generation=100 + i, created=clock.now))
         with pytest.raises(Deferred, match="debounce: window"):
-            decide(g, f)
+            decide(g, files[-1])
         clock.now += 20  # each file arrives inside the quiet period
     with pytest.raises(Deferred):  # a redelivery does not extend the window, but it is not quiet yet
         decide(g, files[0])
@@ -141,14 +146,14 @@ def test_debounce_defers_until_quiet_then_every_delivery_gets_one_job(guards: An
     assert first.request.parameters["trigger"].startswith("window/b/incoming/churn/#")
     # A new file after the release opens a new window (another job, later).
     with pytest.raises(Deferred):
-        decide(g, obj("incoming/churn/part-9.csv", generation=200))
+        decide(g, obj("incoming/churn/part-9.csv", generation=200, created=clock.now))
 
 
 def test_debounce_max_wait_and_marker_release(guards: Any) -> None:
     g, clock, _ = guards
     for i in range(12):  # a steady trickle never goes quiet: max_wait releases it
         try:
-            decide(g, obj(f"incoming/big/p-{i}.csv", generation=i + 1))
+            decide(g, obj(f"incoming/big/p-{i}.csv", generation=i + 1, created=clock.now))
         except Deferred:
             clock.now += 55
             continue
@@ -157,8 +162,10 @@ def test_debounce_max_wait_and_marker_release(guards: Any) -> None:
         pytest.fail("max_wait did not release the window")
     assert clock.now - 1_000_000.0 >= 600
     with pytest.raises(Deferred):
-        decide(g, obj("incoming/m/a.csv", generation=5))
-    released = decide(g, obj("incoming/m/_SUCCESS", generation=6, size=0))  # the marker releases at once
+        decide(g, obj("incoming/m/a.csv", generation=5, created=clock.now))
+    released = decide(
+        g, obj("incoming/m/_SUCCESS", generation=6, size=0, created=clock.now)
+    )  # the marker releases at once
     assert (
         isinstance(released, Launch) and released.request.parameters["data_uri"] == "gs://b/incoming/m/a.csv"
     )

@@ -4,6 +4,7 @@ from the object's live generation, debounce converging from many threads, marker
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +48,7 @@ def upload(bucket: str, name: str, data: bytes = b"a,b\n1,2\n") -> StorageObject
 def make_guards(bucket: str, clock: Any = None) -> Guards:
     settings = Settings.from_env({"DATA_BUCKET": bucket, "STORAGE_EMULATOR_HOST": "set"})
     assert settings.state_bucket == bucket and settings.ordering == "storage"
-    return Guards(settings, clock=clock or (lambda: 1000.0))
+    return Guards(settings, clock=clock)  # None: the instance's clock corrected to the bucket's
 
 
 def test_compare_and_swap_never_loses_a_concurrent_update(gcs_env: str) -> None:
@@ -75,7 +76,7 @@ def test_ordering_reads_the_live_generation(gcs_env: str) -> None:
 
 
 def test_debounce_from_many_threads_converges_on_one_run(gcs_env: str) -> None:
-    now = [1000.0]
+    now = [time.time()]  # the objects' creation times are the bucket's: the same epoch
     files = [upload(gcs_env, f"incoming/churn/p{i}.csv") for i in range(5)]
     guards = [make_guards(gcs_env, lambda: now[0]) for _ in range(3)]  # three "instances"
     results: list[Any] = []
