@@ -3,7 +3,8 @@
 It stands in for the one part that cannot run here (the Vertex service) in contract tests,
 benchmarks and reliability runs. It implements create (409 for a repeated job id, as Vertex does)
 and get, and can inject faults: a share of calls answered 429/503, delayed past the client's
-timeout, or timed out *after* the job was created (the case idempotent ids exist for).
+timeout, timed out *after* the job was created (the case idempotent ids exist for), or rejected
+with 400 (``"400"``, not among the default kinds: a permanent rejection).
 
     with FakeVertex() as vertex:
         ... VERTEX_API_ENDPOINT=vertex.url ...
@@ -139,7 +140,7 @@ class FakeVertex:
                 if fake.faults.delay_seconds:
                     time.sleep(fake.faults.delay_seconds)
                 fault = fake._fault()
-                if fault in ("429", "503"):
+                if fault in ("400", "429", "503"):
                     self.answer(int(fault), {"error": {"code": int(fault), "message": f"injected {fault}"}})
                     return
                 if fault == "timeout":

@@ -92,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     started = time.monotonic()
     with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-reliability-")))
+        if args.workdir:
+            workdir = Path(args.workdir).resolve()
+            workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-reliability-")))
         gcs_root = workdir / "gcs"
         gcs = [start_fake_gcs(gcs_root)]
         stack.callback(lambda: gcs[0].stop())
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             "RELIABILITY_QUIET": f"{args.quiet:g}s",
         }
         env.pop("DEAD_LETTER_TOPIC", None)
-        plan = build_plan(bucket, args.events, rng, args.quiet)
+        plan = build_plan(bucket, args.events, rng, args.quiet, args.rate)
         # Instance i runs i-th skew: +S, -S, +S/2, -S/2, ... (what the guards' clock must absorb).
         skews = [
             {"MLOPS_CLOCK_SKEW_SECONDS": f"{_skew(i, args.clock_skew):g}"} for i in range(args.instances)
@@ -143,11 +147,13 @@ def run(args: argparse.Namespace) -> int:
 
         tally = Tally()
         queue = Redeliveries()
-        for d in plan.deliveries:
-            queue.put(d)
+        t0 = time.monotonic()
+        for k, d in enumerate(plan.deliveries):  # paced: the bursts are written meanwhile
+            queue.put(d, t0 + k / args.rate)
         for d in plan.concurrent:  # the same delivery from three workers at the same moment
+            due = t0 + rng.uniform(0, args.events / args.rate)
             for _ in range(3):
-                queue.put(d)
+                queue.put(d, due)
         queue.hold()  # until every burst is written
         deliver_later = lambda d, delay: queue.put(d, time.monotonic() + delay)  # noqa: E731
         uploader = Uploader(plan, deliver_later, time.monotonic(), done=queue.release)
@@ -170,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             f"malformed:          {plan.malformed}; reused keys {len(plan.reused_keys)} "
             f"(rejected: {len(rejected)}); dead-letter records: {len(dead)}",
             f"faults injected:    {sum(stats['faults'].values())} {stats['faults']}",
-            f"answers:            {dict(sorted(tally.status.items()))}",
+            f"answers:            {dict(sorted(tally.status.items()))} ({tally.deferred} debounce deferrals)",
             *lines(plan, counts),
             f"runs created:       {len(vertex.jobs())} (create calls: {stats['create_calls']}, 409s: {stats['conflicts']})",
             f"lost:               {len(counts.lost) + len(counts.models_lost) + len(counts.keys_lost)}",
@@ -248,6 +254,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=7, help="random seed (plan, faults, chaos)")
     p.add_argument("--threads", type=int, default=16, help="concurrent deliveries (16)")
+    p.add_argument("--rate", type=float, default=25.0, help="first deliveries per second, at most (25)")
     p.add_argument("--instances", type=int, default=2, help="function instances per entry point (2)")
     p.add_argument(
         "--kill-every",
@@ -268,4 +275,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--quiet", type=float, default=2.0, help="debounce quiet period of the bursts, seconds (2)"
     )
     p.add_argument("--verbose", action="store_true", help="list the dead-letter reasons")
+    p.add_argument(
+        "--workdir",
+        help="keep the functions' logs, dead letters and storage here (default: a temporary directory)",
+    )
     p.set_defaults(func=run)

@@ -20,6 +20,7 @@ class Tally:
     sent: int = 0  # first deliveries (what --events counts)
     attempts: int = 0  # HTTP requests, redeliveries included
     not_accepted: int = 0
+    deferred: int = 0  # 500s of a debounce window still open (the redelivery is the timer)
     status: Counter[int] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -76,11 +77,15 @@ class Redeliveries:
 
 
 def post(session: Any, url: str, d: Delivery, tally: Tally, first: bool) -> bool:
+    deferred = False
     try:
-        status = session.post(url, data=d.body, headers=d.headers, timeout=30).status_code
+        response = session.post(url, data=d.body, headers=d.headers, timeout=30)
+        status = response.status_code
+        deferred = status == 500 and response.content.startswith(b"debounce:")
     except Exception:
         status = 599  # connection refused or reset: the instance died
     with tally.lock:
+        tally.deferred += int(deferred)
         tally.attempts += 1
         tally.sent += int(first)
         tally.status[status] += 1

@@ -36,7 +36,6 @@ SHARES = {
 CONCURRENT_SHARE = 0.06
 BURST_SIZE = 6
 BURST_GAP_SECONDS = 0.1  # between two objects of a burst
-FOLDER_START_SECONDS = 0.4  # between the first bursts of two folders
 
 
 @dataclass
@@ -74,9 +73,10 @@ class Plan:
         return len(self.deliveries) + 3 * len(self.concurrent) + sum(b.size for b in self.bursts)
 
 
-def build_plan(bucket: str, events: int, rng: random.Random, quiet: float) -> Plan:
+def build_plan(bucket: str, events: int, rng: random.Random, quiet: float, rate: float) -> Plan:
     """Write the objects sent from the start (fake-gcs-server assigns generations), plan the bursts
-    (written during the run), and list exactly ``events`` deliveries."""
+    (written during the run, spread over the ``events / rate`` seconds the other deliveries take),
+    and list exactly ``events`` deliveries."""
     from pipelines import storage_io
 
     plan = Plan(bucket, events, quiet)
@@ -126,7 +126,7 @@ def build_plan(bucket: str, events: int, rng: random.Random, quiet: float) -> Pl
         gen, _ = upload(empty, b"")
         send(storage_event(bucket, empty, gen, 0), 1)
 
-    _plan_bursts(plan, budget["bursts"], rng)
+    _plan_bursts(plan, budget["bursts"], rng, span=events / rate)
     _plan_alerts(plan, lambda n: fits("alerts", n), rng, send)
     _plan_requests(plan, lambda n: fits("requests", n), rng)
     _plan_malformed(plan, lambda n: fits("malformed", n))
@@ -145,10 +145,10 @@ def build_plan(bucket: str, events: int, rng: random.Random, quiet: float) -> Pl
     return plan
 
 
-def _plan_bursts(plan: Plan, budget: int, rng: random.Random) -> None:
+def _plan_bursts(plan: Plan, budget: int, rng: random.Random, span: float) -> None:
     used, folder = 0, 0
-    while True:
-        start = folder * FOLDER_START_SECONDS
+    while used < budget:
+        start = rng.uniform(0, span)
         for b in range(2):  # two bursts per folder, 3x quiet apart
             copies = [rng.choice((1, 2, 3)) for _ in range(BURST_SIZE)]
             if used + sum(copies) > budget:
