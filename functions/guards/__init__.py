@@ -60,19 +60,23 @@ class Guards:
         clock: Callable[[], float] | None = None,
         run_status: RunStatus | None = None,
         routes: Callable[[Event], Decision] | None = None,
+        local_clock: Callable[[], float] | None = None,
     ) -> None:
-        """``clock``: a fixed clock (tests); by default the instance's clock corrected to the store's.
-        ``routes``: the router, to tell which listed objects of a folder a rule launches for."""
+        """``clock``: an exact clock, used as it is (tests with a fake time). Otherwise the guards'
+        clock is ``local_clock`` (default: this instance's, shifted by MLOPS_CLOCK_SKEW_SECONDS)
+        corrected to the store's. ``routes``: the router, to tell which listed objects of a folder a
+        rule launches for."""
         self.settings = settings
         self._store = store
         self._clock = clock
+        self._local_clock = local_clock or skewed(settings.clock_skew_seconds)
         self._run_status = run_status
         self.routes = routes
         self._generations = GenerationCache()  # highest generation seen per object
 
     def clock(self) -> float:
         if self._clock is None:
-            self._clock = StoreClock(skewed(self.settings.clock_skew_seconds), self.store.server_time)
+            self._clock = StoreClock(self._local_clock, self.store.server_time)
         return self._clock()
 
     @property

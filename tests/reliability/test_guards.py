@@ -3,6 +3,7 @@ concurrency. Fast: no servers."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from events.decision import Launch, Skip
-from events.model import Context, FeatureScore, MonitoringAlert, PubSubMessage, StorageObject
+from events.decision import Launch, Reject, Skip
+from events.model import Context, FeatureScore, MonitoringAlert, PubSubMessage, RunRequestMessage, StorageObject
 from events.options import OPTION_VALIDATORS, parse_cooldown, parse_duration
 from events.routing import load_rules, route
 from functions.guards import Deferred, Guards
@@ -217,3 +218,89 @@ def test_concurrency_defer_raises_so_the_platform_redelivers(tmp_path: Path) -> 
     assert isinstance(other, Launch)
     with pytest.raises(Deferred, match="still running"):
         g.apply(replace(other, options={"concurrency": "defer"}), alert("b"))
+
+
+def test_debounce_idempotency_outlives_any_number_of_windows(guards: Any) -> None:
+    """A late duplicate of the first window's object, after more windows than the folder document
+    keeps, launches the first window's job again (409 = success), never a second run."""
+    g, clock, _ = guards
+    n = 53  # more than the folder document keeps (50): the issue's late duplicate came after 52
+    first_job = None
+    for w in range(n):
+        f = obj(f"incoming/many/w{w}.csv", generation=w + 1, created=clock.now)
+        with pytest.raises(Deferred):
+            decide(g, f)
+        clock.now += 61
+        released = decide(g, f)
+        assert isinstance(released, Launch)
+        first_job = first_job or released.request.job_id
+        clock.now += 1
+    late = decide(g, obj("incoming/many/w0.csv", generation=1, created=1_000_000.0))
+    assert isinstance(late, Launch) and late.request.job_id == first_job
+    assert late.request.parameters["data_uri"] == "gs://b/incoming/many/w0.csv"
+
+
+def test_debounce_agrees_across_instances_whose_clocks_differ_by_a_minute(tmp_path: Path) -> None:
+    """Two instances 30 s ahead and 30 s behind, sharing one state store. Reading their own clocks,
+    the one ahead finds every window quiet at once and releases each object alone (the burst splits);
+    corrected to the store's clock, neither releases before the burst is quiet."""
+    rules = load_rules(RULES.replace("quiet: 60s", "quiet: 1s"))
+    settings = Settings.from_env({"MLOPS_STATE_DIR": str(tmp_path)})
+
+    def ahead() -> float:
+        return time.time() + 30
+
+    def behind() -> float:
+        return time.time() - 30
+
+    def burst(instances: list[Guards], folder: str) -> set[str]:
+        now = time.time()
+        files = [obj(f"incoming/{folder}/p{i}.csv", generation=i + 1, created=now) for i in range(4)]
+        job_ids = set()
+        for i, f in enumerate(files):  # alternately to each instance, as a load balancer would
+            try:
+                out = instances[i % 2].apply(route(f, rules), f)  # type: ignore[arg-type]
+                job_ids.add(out.request.job_id)  # type: ignore[union-attr]
+            except Deferred:
+                pass
+        time.sleep(1.1)
+        for g in instances:
+            for f in files:
+                job_ids.add(g.apply(route(f, rules), f).request.job_id)  # type: ignore[arg-type, union-attr]
+        return job_ids
+
+    store = LocalStateStore(tmp_path / "state")
+    uncorrected = [Guards(settings, store, clock=c) for c in (behind, ahead)]
+    assert len(burst(uncorrected, "raw")) > 1  # the defect: one burst, several runs
+    corrected = [Guards(settings, store, local_clock=c) for c in (behind, ahead)]
+    assert len(burst(corrected, "store-time")) == 1
+
+
+def test_a_reused_idempotency_key_is_rejected_by_the_guards(guards: Any) -> None:
+    g, _, _ = guards
+    rules = load_rules('version: 1\nrules:\n- name: r\n  on: run.request\n  launch: {pipeline: "{pipeline}", parameters: "{parameters}"}\n')
+
+    def request(data_uri: str) -> RunRequestMessage:
+        msg = PubSubMessage(CTX, "run-requests", "p", "m", None, {}, b"")
+        return RunRequestMessage(msg, "training", {"data_uri": data_uri, "model_name": "m"}, idempotency_key="k-1")
+
+    same = [g.apply(route(request("gs://b/a.csv"), rules), request("gs://b/a.csv")) for _ in range(2)]  # type: ignore[arg-type]
+    assert all(isinstance(x, Launch) for x in same)
+    other = g.apply(route(request("gs://b/b.csv"), rules), request("gs://b/b.csv"))  # type: ignore[arg-type]
+    assert isinstance(other, Reject)
+    assert '"k-1" was already used' in other.reason and "gs://b/a.csv" in other.reason and "gs://b/b.csv" in other.reason
+
+
+def test_a_failed_launch_never_holds_the_cooldown(guards: Any) -> None:
+    g, clock, _ = guards
+    decide(g, alert("a"))
+    failed = decide(g, alert("b"))
+    assert isinstance(failed, Launch)
+    g.release((failed,), alert("b"))  # Vertex rejected it: the job will never exist
+    clock.now += 60
+    again = decide(g, alert("c"))
+    assert isinstance(again, Launch) and again.request.job_id != failed.request.job_id
+    clock.now += 60
+    held = decide(g, alert("d"))
+    assert isinstance(held, Skip) and again.request.job_id in held.reason
+    assert failed.request.job_id not in held.reason
