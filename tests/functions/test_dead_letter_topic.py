@@ -86,7 +86,9 @@ def test_a_dead_letter_of_7_5_mb_is_published_not_a_poison_message(
         assert len(message.message.data) <= 64 * 1024
         record = json.loads(message.message.data)
         assert message.message.attributes["record_id"] == record["id"]
-        assert record["truncated"]["stored_at"].startswith(f"gs://{gcs_env}/mlops-dead-letters/on-run-request/")
+        assert record["truncated"]["stored_at"].startswith(
+            f"gs://{gcs_env}/mlops-dead-letters/on-run-request/"
+        )
         from functions.dead_letter import full_record
 
         whole = full_record(record)

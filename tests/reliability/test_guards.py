@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from events.decision import Launch, Reject, Skip
-from events.model import Context, FeatureScore, MonitoringAlert, PubSubMessage, RunRequestMessage, StorageObject
+from events.model import (
+    Context,
+    FeatureScore,
+    MonitoringAlert,
+    PubSubMessage,
+    RunRequestMessage,
+    StorageObject,
+)
 from events.options import OPTION_VALIDATORS, parse_cooldown, parse_duration
 from events.routing import load_rules, route
 from functions.guards import Deferred, Guards
@@ -278,17 +285,25 @@ def test_debounce_agrees_across_instances_whose_clocks_differ_by_a_minute(tmp_pa
 
 def test_a_reused_idempotency_key_is_rejected_by_the_guards(guards: Any) -> None:
     g, _, _ = guards
-    rules = load_rules('version: 1\nrules:\n- name: r\n  on: run.request\n  launch: {pipeline: "{pipeline}", parameters: "{parameters}"}\n')
+    rules = load_rules(
+        'version: 1\nrules:\n- name: r\n  on: run.request\n  launch: {pipeline: "{pipeline}", parameters: "{parameters}"}\n'
+    )
 
     def request(data_uri: str) -> RunRequestMessage:
         msg = PubSubMessage(CTX, "run-requests", "p", "m", None, {}, b"")
-        return RunRequestMessage(msg, "training", {"data_uri": data_uri, "model_name": "m"}, idempotency_key="k-1")
+        return RunRequestMessage(
+            msg, "training", {"data_uri": data_uri, "model_name": "m"}, idempotency_key="k-1"
+        )
 
     same = [g.apply(route(request("gs://b/a.csv"), rules), request("gs://b/a.csv")) for _ in range(2)]  # type: ignore[arg-type]
     assert all(isinstance(x, Launch) for x in same)
     other = g.apply(route(request("gs://b/b.csv"), rules), request("gs://b/b.csv"))  # type: ignore[arg-type]
     assert isinstance(other, Reject)
-    assert '"k-1" was already used' in other.reason and "gs://b/a.csv" in other.reason and "gs://b/b.csv" in other.reason
+    assert (
+        '"k-1" was already used' in other.reason
+        and "gs://b/a.csv" in other.reason
+        and "gs://b/b.csv" in other.reason
+    )
 
 
 def test_a_failed_launch_never_holds_the_cooldown(guards: Any) -> None:
