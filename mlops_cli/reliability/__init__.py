@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             return gcs[0]
 
         tally = Tally()
-        queue = Redeliveries()
+        queue = Redeliveries(args.max_attempts)
         t0 = time.monotonic()
         for k, d in enumerate(plan.deliveries):  # paced: the bursts are written meanwhile
             queue.put(d, t0 + k / args.rate)
@@ -273,6 +273,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--quiet", type=float, default=2.0, help="debounce quiet period of the bursts, seconds (2)"
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=400,
+        help="deliveries of one event before it counts as not accepted (400)",
     )
     p.add_argument("--verbose", action="store_true", help="list the dead-letter reasons")
     p.add_argument(
