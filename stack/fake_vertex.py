@@ -49,6 +49,17 @@ class Stats:
     faults: dict[str, int] = field(default_factory=dict)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that died mid-request (the reliability run kills instances)
+        super().handle_error(request, client_address)
+
+
 class FakeVertex:
     def __init__(self, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.faults = faults or Faults()
@@ -58,8 +69,7 @@ class FakeVertex:
         self.stats = Stats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

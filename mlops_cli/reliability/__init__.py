@@ -167,6 +167,18 @@ def run(args: argparse.Namespace) -> int:
             for reason, n in Counter(str(r["reason"])[:110] for r in dead).most_common():
                 print(f"  dead letter x{n}: {reason}")
         rejected = {k for k in plan.reused_keys if any(f'"{k}"' in str(r["reason"]) for r in dead)}
+        # A delivery of data that must run is never a dead letter (but a reused key's first comer may be).
+        normal = {
+            d.headers.get("ce-id")
+            for d in plan.deliveries + plan.concurrent
+            if d.label not in ("malformed", "reused")
+        }
+        unexplained = [
+            r
+            for r in dead
+            if (r.get("event") or {}).get("attributes", {}).get("id") in normal | uploader.event_ids
+            and "already used with other parameters" not in str(r["reason"])
+        ]
         stats = vertex.stats()
         report = [
             f"events sent:        {tally.sent} ({tally.attempts} HTTP deliveries including redeliveries)",
@@ -174,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             f"{chaos.restarts} storage-emulator restarts, clock skew +-{args.clock_skew:g}s",
             f"duplicates:         {plan.duplicates}",
             f"malformed:          {plan.malformed}; reused keys {len(plan.reused_keys)} "
-            f"(rejected: {len(rejected)}); dead-letter records: {len(dead)}",
+            f"(rejected: {len(rejected)}); dead-letter records: {len(dead)} (of events that must run: {len(unexplained)})",
             f"faults injected:    {sum(stats['faults'].values())} {stats['faults']}",
             f"answers:            {dict(sorted(tally.status.items()))} ({tally.deferred} debounce deferrals)",
             *lines(plan, counts),
@@ -186,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             f"elapsed:            {time.monotonic() - started:.1f}s",
         ]
         problems = _problems(plan, tally, counts.ok, rejected, len(dead), uploader.error)
+        problems += [f"dead letter of an event that must run: {r['reason'][:200]}" for r in unexplained[:5]]
     for line in report + [f"problem: {p}" for p in problems]:
         print(line)
     print("result: " + ("FAILED" if problems else "OK (exactly once)"))

@@ -41,6 +41,7 @@ class Uploader(threading.Thread):
         self.deliver = deliver
         self.started = started  # monotonic
         self.written: list[Written] = []
+        self.event_ids: set[str] = set()  # of every delivery it handed over
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -81,7 +82,9 @@ class Uploader(threading.Thread):
             self.plan.bucket, name, int(blob.generation), 4, time_created=created.isoformat()
         )
         for delay in burst.delays[j]:
-            self.deliver(_new_id(event), delay)
+            d = _new_id(event)
+            self.event_ids.add(d.headers["ce-id"])
+            self.deliver(d, delay)
 
 
 def _new_id(d: Delivery) -> Delivery:
