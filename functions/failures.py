@@ -33,6 +33,12 @@ def is_transient(exc: BaseException) -> bool:
         exc, api.TooManyRequests | api.ServerError | api.RetryError | api.Unauthorized | api.Forbidden
     ):
         return True
+    media = sys.modules.get("google.resumable_media.common")
+    if media is not None and isinstance(exc, media.DataCorruption):
+        return True  # the bytes received differ from their checksum: read again
+    if media is not None and isinstance(exc, media.InvalidResponse):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        return not (isinstance(status, int) and 400 <= status < 500 and status not in (408, 429))
     auth = sys.modules.get("google.auth.exceptions")
     return auth is not None and isinstance(exc, auth.TransportError | auth.RefreshError)
 

@@ -68,9 +68,14 @@ class BucketStateStore:
 
         blob = storage_io.storage_client().bucket(self.bucket).blob(self.prefix + key)
         try:
-            data: JsonDict = json.loads(blob.download_as_bytes())
+            raw = blob.download_as_bytes()
         except gexc.NotFound:
             return None
+        if not (blob.md5_hash or blob.crc32c):
+            # A media download always carries X-Goog-Hash (checked by the client); without it the
+            # answer was not the object's bytes (seen from the emulator under load): try again later.
+            raise storage_io.StorageError(f"{self.uri(key)}: the read returned no checksum")
+        data: JsonDict = json.loads(raw)
         return data
 
     def update(self, key: str, fn: Callable[[JsonDict | None], JsonDict]) -> JsonDict:
