@@ -12,8 +12,9 @@ from typing import Any
 from events import keys
 from events.decision import Decision, Launch, Reject, RunRequest, Skip
 from events.match import mismatch
-from events.model import AuditLogEntry, Event, ModelRegistryEvent
+from events.model import AuditLogEntry, Event, ModelRegistryEvent, RunRequestMessage
 from events.rules import Rule, RuleSet, default_rules_text, load_rules
+from events.schedules import with_tick_key
 from events.template import TemplateError, render
 from pipelines.catalog import PIPELINES, PipelineSpec
 
@@ -30,6 +31,8 @@ def route(
         audit = event.audit if isinstance(event, ModelRegistryEvent) else event
         if audit.status_code:
             return Skip(f"the audited call failed (status {audit.status_code}): nothing changed")
+    if isinstance(event, RunRequestMessage) and rules.schedules:
+        event = with_tick_key(event, rules.schedules)  # a Cloud Scheduler tick is one run
     candidates = rules.for_kind(event.kind)
     if not candidates:
         return Skip(f"no rule handles {event.kind} events")

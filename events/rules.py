@@ -24,6 +24,7 @@ import yaml
 from events.errors import ConfigError
 from events.model import EVENT_KINDS, REGISTRY_METHODS
 from events.options import OPTION_VALIDATORS
+from events.schedules import Schedule, parse_schedules
 from events.template import TemplateError, placeholders
 from pipelines.catalog import PIPELINES, RESERVED_PARAMETERS, PipelineSpec
 
@@ -171,6 +172,7 @@ class Rule:
 class RuleSet:
     rules: tuple[Rule, ...]
     source: str = "rules"
+    schedules: tuple[Schedule, ...] = ()  # the file's ``schedules:`` (events.schedules)
 
     def for_kind(self, kind: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.on == kind)
@@ -239,7 +241,7 @@ def load_rules(
         raise ConfigError([f"not valid YAML: {exc}"], source) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
         raise ConfigError(["the file must be a mapping with a 'rules' list"], source)
-    unknown_top = set(doc) - {"version", "rules"}
+    unknown_top = set(doc) - {"version", "rules", "schedules"}
     if unknown_top:
         problems.append(f"unknown top-level key(s): {', '.join(sorted(unknown_top))}")
     if doc.get("version", 1) != 1:
@@ -256,9 +258,16 @@ def load_rules(
         rule = _load_rule(raw, index, catalog, problems)
         if rule is not None:
             rules.append(rule)
+    schedules = parse_schedules(
+        doc.get("schedules"),
+        catalog,
+        problems,
+        substitute=lambda raw, where: _substitute_vars(raw, variables, problems, where),
+        check_parameters=_check_parameters,
+    )
     if problems:
         raise ConfigError(problems, source)
-    return RuleSet(tuple(rules), source)
+    return RuleSet(tuple(rules), source, schedules)
 
 
 def _substitute_vars(value: Any, variables: Mapping[str, str] | None, problems: list[str], where: str) -> Any:
