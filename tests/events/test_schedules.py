@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from events.errors import ConfigError
 from events.routing import default_rules_text, load_rules, route
 from events.schedules import delivered_event, routing_problems
 
+DEMO_RULES = Path(__file__).resolve().parents[2] / "demo" / "rules.yaml"
 RUN_REQUEST_RULE = """
 version: 1
 rules:
@@ -263,7 +265,7 @@ def test_a_schedule_the_rules_would_not_launch_is_reported() -> None:
     ]
     assert routing_problems(load_rules(SCHEDULED, variables={}), topic="mlops-run-requests") == []
     # The shipped run-request rule and the demo's allow any catalog pipeline.
-    demo = load_rules(open("demo/rules.yaml").read(), variables={"DATA_BUCKET": "b"})
+    demo = load_rules(DEMO_RULES.read_text(), variables={"DATA_BUCKET": "b"})
     assert [s.name for s in demo.schedules] == ["monitor-churn"]
     assert routing_problems(demo, topic="run-requests") == []
 
