@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_STATE_DIR,
         help=f"the stack's state directory (default {DEFAULT_STATE_DIR})",
     )
+    fire.add_argument(
+        "--at",
+        help="fire as the tick at this RFC 3339 time (its idempotency key: a tick that already ran "
+        "is not run again); default: now, a run of its own",
+    )
     fire.set_defaults(func=run_fire)
 
 
@@ -114,14 +119,19 @@ def schedules_document(rules: Any, *, after: datetime, count: int, topic: str) -
     return {"source": rules.source, "topic": topic, "after": after.isoformat(), "schedules": out}
 
 
+def _time(text: str, flag: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{flag} {text!r}: give a time zone (e.g. 2026-12-01T00:00:00Z)")
+    return value
+
+
 def run_list(args: argparse.Namespace) -> int:
     from events.errors import ConfigError
 
     try:
         rules = _load(args)
-        after = datetime.fromisoformat(args.after.replace("Z", "+00:00")) if args.after else datetime.now(UTC)
-        if after.tzinfo is None:
-            raise ValueError(f"--after {args.after!r}: give a time zone (e.g. 2026-12-01T00:00:00Z)")
+        after = _time(args.after, "--after") if args.after else datetime.now(UTC)
         if args.count < 1:
             raise ValueError("--count must be at least 1")
     except (OSError, ValueError, ConfigError) as exc:
@@ -160,9 +170,10 @@ def run_fire(args: argparse.Namespace) -> int:
     from stack.scheduler import fire_schedule
 
     try:
+        at = _time(args.at, "--at") if args.at else None
         info = require_stack(args.state_dir)
-        fired = fire_schedule(info, args.name)
-    except (StackError, KeyError, ConfigError, OSError) as exc:
+        fired = fire_schedule(info, args.name, at=at)
+    except (StackError, KeyError, ConfigError, OSError, ValueError) as exc:
         print(
             f"mlops-events schedules fire: {exc.args[0] if isinstance(exc, KeyError) else exc}",
             file=sys.stderr,

@@ -175,6 +175,7 @@ class SchedulePlayer:
         """What ``stack.json`` says about the player."""
         nxt = self.next_fires()
         return {
+            "playing": self._thread is not None,
             "topic": RUN_REQUESTS_TOPIC,
             "log": str(self.log_path) if self.log_path else None,
             "schedules": [
@@ -259,16 +260,19 @@ def start_player(
     pubsub: Mapping[str, Any],
     log_path: Path,
     echo: Callable[[str], None] | None = None,
+    start: bool = True,
 ) -> SchedulePlayer:
     """The player of ``mlops-events up``: the bundle's rules (what the functions route with),
-    resolved with the functions' variables, publishing through the stack's Pub/Sub."""
+    resolved with the functions' variables, publishing through the stack's Pub/Sub. With
+    ``start=False`` its clock does not run: schedules fire only through ``fire``/``fire_schedule``."""
     player = SchedulePlayer(
         load_schedules(rules_file, variables),
         stack_publisher(project, pubsub),
         log_path=log_path,
         echo=echo,
     )
-    player.start()
+    if start:
+        player.start()
     return player
 
 

@@ -186,7 +186,8 @@ class Stack:
 
         # Cloud Scheduler's part: the rules' schedules publish run requests (stack/scheduler.py).
         player = start_player(bundle / "rules.yaml", env, project=cfg.project, pubsub=pubsub_info,
-                              log_path=root / "logs" / "schedules.jsonl", echo=self.echo)  # fmt: skip
+                              log_path=root / "logs" / "schedules.jsonl", echo=self.echo,
+                              start=cfg.play_schedules)  # fmt: skip
         self._closers.insert(0, player.stop)
 
         bridge = StorageBridge(

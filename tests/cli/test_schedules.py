@@ -114,3 +114,8 @@ def test_no_schedules_and_bad_ones(rules_file: Path, capsys: pytest.CaptureFixtu
 def test_fire_needs_a_running_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schedules", "fire", "monitor-churn", "--state-dir", str(tmp_path)]) == 2
     assert "no local stack is running" in capsys.readouterr().err
+
+
+def test_fire_at_needs_a_time_zone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schedules", "fire", "x", "--at", "2026-12-02T00:00:00", "--state-dir", str(tmp_path)]) == 2
+    assert "--at '2026-12-02T00:00:00': give a time zone" in capsys.readouterr().err

@@ -249,3 +249,28 @@ def test_fire_schedule_against_a_running_stack(dispatcher: Any, tmp_path: Path) 
     event = parse.parse(envelope.from_http(headers, body, path))
     assert event.fields()["parameters"] == {"model_name": "churn", "alerts_topic": "alerts"}
     assert event.fields()["requested_by"] == "schedule monitor-churn"
+
+
+def test_a_player_that_does_not_play_fires_only_when_asked(dispatcher: Any, tmp_path: Path) -> None:
+    """The demo's stack (StackConfig.play_schedules=False): no tick of the clock adds a run."""
+    from stack.scheduler import start_player
+
+    d, received = dispatcher
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace('cron: "0 */6 * * *"', 'cron: "* * * * *"'))  # every minute
+    player = start_player(rules, {}, project="local-project", pubsub={"mode": "embedded", "url": d.url},
+                          log_path=tmp_path / "schedules.jsonl", start=False)  # fmt: skip
+    try:
+        assert player.describe()["playing"] is False
+        assert [s["name"] for s in player.describe()["schedules"]] == ["monitor-churn", "paris-night"]
+        player.fire("monitor-churn")
+        _wait(received, 1)
+    finally:
+        player.stop()
+    playing = start_player(rules, {}, project="local-project", pubsub={"mode": "embedded", "url": d.url},
+                           log_path=tmp_path / "schedules.jsonl")  # fmt: skip
+    try:
+        assert playing.describe()["playing"] is True
+    finally:
+        playing.stop()
+    assert playing.describe()["playing"] is False
