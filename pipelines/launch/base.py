@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from events.catalog import Catalog
 from events.decision import RunRequest
 
 
@@ -57,6 +58,11 @@ class Templates:
         except FileNotFoundError:
             return {"pipelines": {}}
         return data
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The routable pipelines, as the templates declare them (empty without a manifest)."""
+        return Catalog.from_manifest(self.manifest)
 
     def digests(self) -> dict[str, str]:
         return {name: str(entry["sha256"]) for name, entry in self.manifest.get("pipelines", {}).items()}
