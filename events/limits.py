@@ -10,7 +10,7 @@ the defaults:
       outputs: ["gs://my-data/predictions/"]                   # URI prefixes runs may write
       endpoints: [churn, churn-*]                              # endpoint names (globs)
       alerts_topics: [alerts]                                  # topics drift alerts may go to
-      ranges: {canary_percent: 1..20}                          # narrower bounds for numbers
+      ranges: {canary_percent: 1..20, hyperparameters.max_iter: 1..2000}   # bounds for numbers
 
 Defaults without a ``limits:``: data and outputs in a bucket that a storage rule of the file
 watches (any ``gs://`` bucket if none does), never a local path or another scheme; a model
@@ -106,6 +106,12 @@ def limit_problems(
     """
     problems: list[str] = []
     for name, value in params.items():
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                dotted = f"{name}.{key}"
+                if dotted in limits.ranges and isinstance(inner, int | float) and not isinstance(inner, bool):
+                    problems += _range_problem(dotted, inner, limits.ranges[dotted], where)
+            continue
         if not isinstance(value, str) or not value:
             if isinstance(value, int | float) and not isinstance(value, bool) and name in limits.ranges:
                 problems += _range_problem(name, value, limits.ranges[name], where)
