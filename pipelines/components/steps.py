@@ -192,11 +192,12 @@ def compare_with_champion(
     task: str,
     metric_floor: float,
     promotion_margin: float,
+    primary_metric: str = "",
 ) -> dict[str, Any]:
     """Score the current champion on the challenger's holdout and decide."""
     from pipelines.components import evaluation, gate, training
 
-    metric = evaluation.primary_metric(task, dict(metrics))
+    metric = evaluation.primary_metric(task, dict(metrics), primary_metric)
     champion = get_version(model_name, CHAMPION, required=False)
     champion_score = None
     if champion is not None:
@@ -236,8 +237,13 @@ def register(
     trigger: str,
     run_id: str,
     alert_id: str = "",
+    promotion: str = "auto",
 ) -> dict[str, Any]:
-    """Register the version (alias ``challenger``); if the gate said so, move ``champion`` to it."""
+    """Register the version (alias ``challenger``); if the gate said so and promotion is ``auto``,
+    move ``champion`` to it. With ``manual`` promotion the version waits as ``challenger`` with its
+    comparison recorded, until a person moves ``champion`` (console or ``mlops-events promote``)."""
+    if promotion not in ("auto", "manual"):
+        raise ComponentError(f"promotion must be 'auto' or 'manual', got {promotion!r}")
     from pipelines import storage_io
     from pipelines.components import training
 
@@ -245,6 +251,7 @@ def register(
     metadata = json.loads(storage_io.read_text(meta_uri))
     metadata["metrics"] = dict(metrics)
     metadata["gate"] = dict(decision)
+    metadata["promotion"] = promotion
     storage_io.write_text(meta_uri, json.dumps(metadata, indent=2, sort_keys=True, default=str))
     labels = {
         "trigger": label_value(_digest(trigger)[:16]) if trigger else "manual",
@@ -265,14 +272,20 @@ def register(
         description=f"data: {data_uri}; trigger: {trigger or 'manual'}"
         + (f"; alert: {alert_id}" if alert_id else ""),
     )
-    if decision["promote"]:
+    promoted = bool(decision["promote"]) and promotion == "auto"
+    if promoted:
         version = registry.set_alias(model_name, version.version, CHAMPION)
+    reasons = list(decision["reasons"])
+    if promotion == "manual":
+        verdict = "would pass" if decision["promote"] else "does not pass"
+        reasons.append(f"promotion is manual: the gate {verdict}; awaiting approval (mlops-events promote)")
     summary = {
         "model_name": model_name,
         "version": version.version,
         "aliases": list(version.aliases),
-        "promoted": bool(decision["promote"]),
-        "reasons": list(decision["reasons"]),
+        "promoted": promoted,
+        "promotion": promotion,
+        "reasons": reasons,
         "metrics": dict(metrics),
         "artifact_uri": model_uri,
     }
@@ -285,32 +298,50 @@ def register(
 def retraining_window(*, model_name: str, data_uri: str, reference_uri: str) -> str:
     """The data of a retraining run: the newest data plus a reference window.
 
-    Empty ``data_uri``: every dataset file now under the folders the champion was trained from
-    (new files have landed there since). Empty ``reference_uri``: the champion's training data.
+    Empty ``data_uri``: the dataset files now in the folders the champion was trained from that
+    are this model's data (they hold its feature and label columns); other files there are left
+    out and listed, never merged silently. Empty ``reference_uri``: the champion's training data.
     """
     from pipelines.components import training
 
-    uris = data_mod.split_uris(data_uri) + data_mod.split_uris(reference_uri)
+    given = data_mod.split_uris(data_uri) + data_mod.split_uris(reference_uri)
+    found: list[str] = []
+    for uri in given:
+        found += data_mod.expand(uri)
     if not data_uri or not reference_uri:
         champion = get_version(model_name, CHAMPION, required=False)
         if champion is None:
-            if not uris:
+            if not given:
                 raise ComponentError(f"model {model_name!r} has no champion: give data_uri for retraining")
         else:
-            trained_on = training.load_metadata(champion.artifact_uri).get("data_uris", [])
+            meta = training.load_metadata(champion.artifact_uri)
+            trained_on = list(meta.get("data_uris", []))
             if not reference_uri:
-                uris += trained_on
+                found += trained_on
             if not data_uri:
-                uris += [u.rsplit("/", 1)[0] + "/" for u in trained_on if "/" in u]
-    window: list[str] = []
-    for uri in uris:
-        for found in data_mod.expand(uri):
-            if found not in window:
-                window.append(found)
+                needed = [*meta.get("feature_names", []), meta.get("label_column", "")]
+                found += _own_data(trained_on, [c for c in needed if c], exclude=set(found))
+    window = list(dict.fromkeys(found))  # keep order, drop repeats
     if not window:
         raise ComponentError(f"no data found for retraining {model_name!r}")
     print("retraining window:\n" + "\n".join(f"  {u}" for u in window))
     return ",".join(window)
+
+
+def _own_data(trained_on: list[str], columns: list[str], *, exclude: set[str]) -> list[str]:
+    """Files in the folders of ``trained_on`` that hold every one of ``columns``."""
+    folders = list(dict.fromkeys(u.rsplit("/", 1)[0] + "/" for u in trained_on if "/" in u))
+    kept: list[str] = []
+    for folder in folders:
+        for uri in data_mod.expand(folder):
+            if uri in exclude:
+                continue
+            missing = [c for c in columns if c not in data_mod.columns_of(uri)]
+            if missing:
+                print(f"  left out {uri}: not this model's data (lacks {', '.join(missing[:5])})")
+            else:
+                kept.append(uri)
+    return kept
 
 
 # --- evaluation of a registered version ------------------------------------------------------------
