@@ -106,7 +106,7 @@ class Settings:
             try:
                 value = kind(raw)
             except ValueError:
-                problems.append(f"{name} must be a {kind.__name__}, got {raw!r}")
+                problems.append(f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}")
                 return kind(default)
             if not (low <= value <= high) or (isinstance(value, float) and not math.isfinite(value)):
                 problems.append(f"{name} must be within {low:g}..{high:g}, got {raw!r}")
