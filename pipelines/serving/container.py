@@ -131,16 +131,19 @@ class ServingApp:
                 "enabled": False,
                 "reason": f"no model name: set {MODEL_NAME_ENV} (the upload's containerSpec.env does)",
             }
-        self.records = RecordWriter(
-            records_uri=s.records_uri,
-            model_name=model_name,
-            context=self.identity,
-            sample_rate=s.sample_rate,
-            batch=s.records_batch,
-            flush_seconds=s.records_flush_seconds,
-            capacity=s.records_queue,
-            write=self._write,
-        )
+        try:
+            self.records = RecordWriter(
+                records_uri=s.records_uri,
+                model_name=model_name,
+                context=self.identity,
+                sample_rate=s.sample_rate,
+                batch=s.records_batch,
+                flush_seconds=s.records_flush_seconds,
+                capacity=s.records_queue,
+                write=self._write,
+            )
+        except ValueError as exc:  # a model name that gives no folder: serve, without records
+            return {"enabled": False, "reason": str(exc)}
         return {
             "enabled": True,
             "prefix": self.records.prefix,

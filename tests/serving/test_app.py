@@ -156,9 +156,11 @@ def test_the_start_line_says_why_records_are_off(
         MLOPS_MODEL_NAME="m",
         MLOPS_SERVING_SAMPLE_RATE="0",
     )
+    loaded(classifier_dir, MLOPS_SERVING_RECORDS_URI="gs://b/r", MLOPS_MODEL_NAME="//")
     reasons = [json.loads(x)["records"]["reason"] for x in capsys.readouterr().out.splitlines()]
     assert reasons == [
         "MLOPS_SERVING_RECORDS_URI is not set",
         "no model name: set MLOPS_MODEL_NAME (the upload's containerSpec.env does)",
         "MLOPS_SERVING_SAMPLE_RATE is 0",
+        "model name '//' gives no usable folder name",
     ]
