@@ -40,6 +40,7 @@ OUTPUT_METADATA: Final = {"mlops-events-output": "true"}  # the storage trigger'
 CONTENT_TYPE: Final = "application/x-ndjson"
 
 Write = Callable[[str, bytes, str, Mapping[str, str]], None]
+_ENCODE: Final = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def model_segment(model_name: str) -> str:
@@ -144,6 +145,8 @@ class RecordWriter:
             self._cond.notify()
         self._thread.join(timeout)
         with self._cond:
+            if self._thread.is_alive():  # stuck in a write: what is not written now never will be
+                self.stats.lost = self.stats.sampled - self.stats.written
             return RecordStats(**self.stats.as_dict())
 
     def _due(self) -> bool:
@@ -196,12 +199,15 @@ class RecordWriter:
                 self.stats.objects += 1
 
     def _encode(self, requests: list[_Request]) -> bytes:
+        # The fields shared by a request's lines are encoded once (this runs in the writer thread,
+        # but it shares the interpreter with the requests: keep it cheap).
         lines = []
         for request in requests:
-            head = {"timestamp": timestamp(request.moment), "request_id": request.request_id, **self.context}
+            head = _ENCODE(
+                {"timestamp": timestamp(request.moment), "request_id": request.request_id, **self.context}
+            )[:-1]
             for row, prediction in zip(request.rows, request.predictions, strict=True):
-                record = {**head, "instance": row, "prediction": prediction}
-                lines.append(json.dumps(record, separators=(",", ":"), default=str))
+                lines.append(f'{head},"instance":{_ENCODE(row)},"prediction":{_ENCODE(prediction)}}}')
         return ("\n".join(lines) + "\n").encode()
 
     def _requeue(self, requests: list[_Request], n: int) -> bool:

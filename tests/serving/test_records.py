@@ -160,3 +160,15 @@ def test_monitoring_reads_the_records_back(tmp_path: Path) -> None:
     ]
     assert frame["_probabilities"][0] == {"0": 0.2, "1": 0.8}
     assert frame["_timestamp"].str.endswith("Z").all()
+
+
+def test_records_still_stuck_in_a_write_at_close_are_counted_lost() -> None:
+    sink = Sink()
+    sink.gate.clear()  # the bucket never answers
+    w = writer(sink, batch=1, flush_seconds=0.01)
+    w.offer("a", [ROW, ROW], [0, 0])
+    time.sleep(0.1)
+    w.offer("b", [ROW], [0])
+    stats = w.close(timeout=0.2)
+    assert (stats.sampled, stats.written, stats.lost) == (3, 0, 3)
+    sink.gate.set()
