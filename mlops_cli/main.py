@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_replay",
     "cmd_reliability",
     "cmd_stack",
+    "cmd_serve",
 )
 
 
