@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines.catalog import PIPELINES
-
 Echo = Callable[[str], None]
 
 _ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
@@ -144,6 +142,8 @@ def _tapped(tap: _Tap) -> Iterator[None]:
 
 
 def _pipeline(name: str, template_dir: str | None) -> Any:
+    from pipelines.catalog import PIPELINES  # here: failure_reason is used without the catalog
+
     if template_dir:
         from kfp import components
 
@@ -168,6 +168,8 @@ def run_pipeline(
     verbose: bool = False,
 ) -> RunResult:
     """Run catalog pipeline ``name`` locally with ``params`` (already typed) and report."""
+    from pipelines.catalog import PIPELINES
+
     spec = PIPELINES.get(name)
     if spec is None:
         raise LocalRunError(f"unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
