@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_replay",
     "cmd_reliability",
     "cmd_stack",
+    "cmd_emulator",
 )
 
 

@@ -47,7 +47,7 @@ def rfc3339(seconds: float) -> str:
 
 def derived_id(text: str) -> str:
     """A stable 19-digit id for something that has none of its own (the root task)."""
-    return str(10**18 + int(hashlib.sha256(text.encode()).hexdigest(), 16) % (9 * 10**18))
+    return str(10**18 + int(hashlib.sha256(text.encode()).hexdigest(), 16) % (8 * 10**18))
 
 
 def _metadata_store(job_name: str) -> str:

@@ -25,7 +25,7 @@ _LOCATION: Final = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
 
 def numeric_id() -> str:
     """A 19-digit id, the shape Vertex generates."""
-    return str(10**18 + secrets.randbelow(9 * 10**18))
+    return str(10**18 + secrets.randbelow(8 * 10**18))  # 19 digits, within int64 (task ids are int64)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -61,6 +61,7 @@ class PipelineJobs:
         self._workers: dict[str, Any] = {}  # name -> Popen
         self._cancelled: set[str] = set()
         self._mtimes: dict[str, float] = {}
+        self._stopping = False
 
     # --- state on disk ----------------------------------------------------------------------
 
@@ -208,6 +209,7 @@ class PipelineJobs:
 
     def stop(self) -> None:
         with self.ctx.lock:
+            self._stopping = True
             workers = list(self._workers.values())
             self._queue.clear()
         for proc in workers:
@@ -272,6 +274,10 @@ class PipelineJobs:
             if job.state not in job_progress.TERMINAL and name in self._cancelled:
                 job.state = S.PIPELINE_STATE_CANCELLED
                 job.end_time.CopyFrom(protos.timestamp())
+            elif job.state not in job_progress.TERMINAL and self._stopping:
+                job.state = S.PIPELINE_STATE_FAILED
+                job.error.code, job.error.message = 10, _STOPPED  # ABORTED
+                job.end_time.CopyFrom(protos.timestamp())
             elif job.state not in job_progress.TERMINAL:
                 job.state = S.PIPELINE_STATE_FAILED
                 tail = processes.log_tail(self.job_dir(name) / "worker.log")
@@ -279,7 +285,8 @@ class PipelineJobs:
                 job.error.message = f"The pipeline worker exited with code {code} before the job finished:\n{tail}"
                 job.end_time.CopyFrom(protos.timestamp())
             self._save(job)
-            self._start_queued()
+            if not self._stopping:
+                self._start_queued()
 
     def _refresh(self, job: Any, final: bool = False) -> None:
         """Bring a running job up to date with its worker's progress."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -169,12 +170,28 @@ def _hook(progress: Progress, streams: _TaskStreams) -> None:
     task_dispatcher.run_single_task_implementation = traced_dispatch
 
 
+def _import_kfp_without_client() -> None:
+    """``import kfp`` also imports ``kfp.client`` and with it the kubernetes client (seconds without
+    bytecode); kfp skips that when ``_KFP_RUNTIME`` is set, as in its own task containers. Set it
+    only for the package import: ``kfp.dsl``, imported next by kfp.local, must load whole."""
+    previous = os.environ.get("_KFP_RUNTIME")
+    os.environ["_KFP_RUNTIME"] = "true"
+    try:
+        import kfp  # noqa: F401
+    finally:
+        if previous is None:
+            del os.environ["_KFP_RUNTIME"]
+        else:
+            os.environ["_KFP_RUNTIME"] = previous
+
+
 def run(job_dir: Path) -> int:
     run_doc: dict[str, Any] = json.loads((job_dir / "run.json").read_text(encoding="utf-8"))
     progress = Progress(job_dir / "progress.json")
     streams = _TaskStreams(sys.stdout)
     sys.stdout = streams
     try:
+        _import_kfp_without_client()
         from google.protobuf import json_format
         from kfp import local
         from kfp.local import pipeline_orchestrator

@@ -100,7 +100,7 @@ def build_request(route: Route, variables: Mapping[str, str], query: Mapping[str
             descriptor = field.message_type
         assert field is not None
         typed = [_query_value(field, v, key) for v in values]
-        _set(doc, key, typed if field.label == FieldDescriptor.LABEL_REPEATED else typed[-1])
+        _set(doc, key, typed if field.is_repeated else typed[-1])
     for name, value in variables.items():
         _set(doc, name, value)
     return protos.parse(doc, route.request, "" if route.body == "*" else "")
