@@ -36,7 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--port", type=int, default=0, help="port to listen on (default: a free port)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     v.add_argument(
-        "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=f"state directory (default {DEFAULT_STATE_DIR})"
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help=f"state directory (default {DEFAULT_STATE_DIR})",
     )
     v.add_argument(
         "--audit-events-url",
@@ -54,8 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="command that serves a deployed model, whatever its image "
         "(default: python -m mlops_cli.main serve)",
     )
-    v.add_argument("--principal", help="principal of the audit-log entries (header x-mlops-principal overrides)")
-    v.add_argument("--max-parallel-jobs", type=int, default=4, help="pipeline jobs running at once (default 4)")
+    v.add_argument(
+        "--principal", help="principal of the audit-log entries (header x-mlops-principal overrides)"
+    )
+    v.add_argument(
+        "--max-parallel-jobs", type=int, default=4, help="pipeline jobs running at once (default 4)"
+    )
     v.set_defaults(func=cmd_vertex)
 
 
@@ -71,7 +78,9 @@ def cmd_vertex(args: argparse.Namespace) -> int:
 
     import logging
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from stack.vertex.audit import DEFAULT_PRINCIPAL
     from stack.vertex.emulator import VertexEmulator
     from stack.vertex.serving import DEFAULT_COMMAND

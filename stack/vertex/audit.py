@@ -144,7 +144,13 @@ class AuditSink:
     """Delivers audit events in order from one thread; ``url=None`` sends nothing."""
 
     def __init__(
-        self, url: str | None, outbox: Path, *, attempts: int = 4, backoff: float = 0.25, timeout: float = 10.0
+        self,
+        url: str | None,
+        outbox: Path,
+        *,
+        attempts: int = 4,
+        backoff: float = 0.25,
+        timeout: float = 10.0,
     ) -> None:
         self.url = url
         self.outbox = outbox
@@ -193,7 +199,9 @@ class AuditSink:
         for attempt in range(self.attempts):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            req = urllib.request.Request(self.url, data=event.body(), headers=event.binary_headers(), method="POST")
+            req = urllib.request.Request(
+                self.url, data=event.body(), headers=event.binary_headers(), method="POST"
+            )
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     resp.read()
@@ -208,7 +216,13 @@ class AuditSink:
     def _to_outbox(self, event: AuditCloudEvent, why: str) -> None:
         self.failed += 1
         what = f"{event.attributes['methodname']} {event.attributes['resourcename']}"
-        log.error("audit event %s (id %s) NOT delivered: %s; kept in %s", what, event.attributes["id"], why, self.outbox)
+        log.error(
+            "audit event %s (id %s) NOT delivered: %s; kept in %s",
+            what,
+            event.attributes["id"],
+            why,
+            self.outbox,
+        )
         self.outbox.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError), self.outbox.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"reason": why, "event": event.structured()}) + "\n")

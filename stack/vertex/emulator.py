@@ -11,7 +11,6 @@ Services (plain classes, no HTTP): ``jobs`` (PipelineService), ``models`` (Model
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -90,7 +89,9 @@ class VertexEmulator:
         self._methods = self._method_table()
         self._server = Server((host, port), handler_class(self))
         self.ctx.url = self.url
-        self._thread = threading.Thread(target=self._server.serve_forever, name="vertex-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="vertex-emulator", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -141,11 +142,17 @@ class VertexEmulator:
         result: Message = self._methods[route.method](request, caller)
         if route.lro and not getattr(result, "done", True) and self.lro_hold_seconds > 0:
             # Answer fast operations already done: saves the client's first poll (>= 1 s).
-            result = self.operations.wait(result.name, self.lro_hold_seconds)  # type: ignore[attr-defined]
+            result = self.operations.wait(result.name, self.lro_hold_seconds)
         return result
 
     def _method_table(self) -> dict[str, Callable[[Any, Caller], Message]]:
-        jobs, models, endpoints, ops, canonical = self.jobs, self.models, self.endpoints, self.operations, self.ctx.canonical
+        jobs, models, endpoints, ops, canonical = (
+            self.jobs,
+            self.models,
+            self.endpoints,
+            self.operations,
+            self.ctx.canonical,
+        )
         return {
             "PipelineService.CreatePipelineJob": lambda r, c: self._create_job(r),
             "PipelineService.GetPipelineJob": lambda r, c: jobs.get(r.name),
@@ -172,7 +179,10 @@ class VertexEmulator:
 
     def _create_job(self, request: Any) -> Message:
         faults = self.faults
-        stopping = lambda: self._stopping  # noqa: E731
+
+        def stopping() -> bool:
+            return self._stopping
+
         if faults.delay_seconds:
             sleep(faults.delay_seconds, stopping)
         fault = self._plan.draw()
@@ -196,7 +206,3 @@ class VertexEmulator:
             sleep(faults.timeout_seconds, stopping)
         result: Message = job
         return result
-
-
-def main_log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

@@ -36,23 +36,33 @@ NEW: Final = "0"  # the deploy request's key for the model being deployed
 _ENDPOINT_ID: Final = re.compile(r"^([1-9][0-9]{0,18}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?)$")
 _FIELDS: Final = {"display_name": lambda e: e.display_name}
 _UPDATABLE: Final = {"display_name", "description", "labels", "traffic_split"}
-_CONTAINER_STATUS: Final = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
+_CONTAINER_STATUS: Final = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    503: "UNAVAILABLE",
+}
 
 
 def check_split(split: Mapping[str, int], deployed: set[str], field: str = "traffic_split") -> None:
     unknown = sorted(set(split) - deployed)
     if unknown:
         raise invalid_argument(
-            f"{field} names {unknown}, which are not deployed on this endpoint (deployed: {sorted(deployed)}).", field
+            f"{field} names {unknown}, which are not deployed on this endpoint (deployed: {sorted(deployed)}).",
+            field,
         )
     if any(p < 0 or p > 100 for p in split.values()):
         raise invalid_argument(f"{field} percentages must be within [0, 100], got {dict(split)}.", field)
     if split and sum(split.values()) != 100:
-        raise invalid_argument(f"{field} must add up to 100, got {dict(split)} ({sum(split.values())}).", field)
+        raise invalid_argument(
+            f"{field} must add up to 100, got {dict(split)} ({sum(split.values())}).", field
+        )
 
 
 class Endpoints:
-    def __init__(self, ctx: Context, models: Models, serving: Serving, predict_seed: int | None = None) -> None:
+    def __init__(
+        self, ctx: Context, models: Models, serving: Serving, predict_seed: int | None = None
+    ) -> None:
         self.ctx = ctx
         self.models = models
         self.serving = serving
@@ -119,7 +129,11 @@ class Endpoints:
         parent = self.ctx.parent(request.parent)
         keep = compile_filter(request.filter, _FIELDS, lambda e: e.labels)
         with self.ctx.lock:
-            found = [self._copy(e) for n, e in self._endpoints.items() if n.startswith(parent.name + "/") and keep(e)]
+            found = [
+                self._copy(e)
+                for n, e in self._endpoints.items()
+                if n.startswith(parent.name + "/") and keep(e)
+            ]
         found.sort(key=lambda e: protos.seconds(e.create_time))
         selected, token = page(found, request.page_size, request.page_token)
         response = v1.ListEndpointsResponse.pb()(next_page_token=token)
@@ -139,7 +153,9 @@ class Endpoints:
                 split = dict(request.endpoint.traffic_split)
                 check_split(split, {d.id for d in endpoint.deployed_models}, "endpoint.traffic_split")
                 if endpoint.deployed_models and not split:
-                    raise invalid_argument("endpoint.traffic_split must add up to 100.", "endpoint.traffic_split")
+                    raise invalid_argument(
+                        "endpoint.traffic_split must add up to 100.", "endpoint.traffic_split"
+                    )
                 endpoint.traffic_split.clear()
                 endpoint.traffic_split.update(split)
             if "display_name" in paths:
@@ -157,7 +173,9 @@ class Endpoints:
             endpoint = self._find(name)
             if endpoint.deployed_models:
                 ids = [d.id for d in endpoint.deployed_models]
-                raise failed_precondition(f"Endpoint {endpoint.name} has deployed models {ids}: undeploy them first.")
+                raise failed_precondition(
+                    f"Endpoint {endpoint.name} has deployed models {ids}: undeploy them first."
+                )
             del self._endpoints[endpoint.name]
             self.ctx.store.delete(endpoint.name)
             metadata = generic_metadata(v1.DeleteOperationMetadata.pb())
@@ -177,9 +195,12 @@ class Endpoints:
                     "deployed_model.dedicated_resources",
                 )
             existing = {d.id for d in endpoint.deployed_models}
-            if deployed.id and (not deployed.id.isdigit() or len(deployed.id) > 10 or deployed.id in existing):
+            if deployed.id and (
+                not deployed.id.isdigit() or len(deployed.id) > 10 or deployed.id in existing
+            ):
                 raise invalid_argument(
-                    f"deployed_model.id {deployed.id!r} must be 1-10 digits and new on the endpoint.", "deployed_model.id"
+                    f"deployed_model.id {deployed.id!r} must be 1-10 digits and new on the endpoint.",
+                    "deployed_model.id",
                 )
             split = dict(request.traffic_split)
             check_split(split, existing | {NEW})
@@ -206,7 +227,9 @@ class Endpoints:
             gone = sorted(set(split) - {NEW} - {d.id for d in endpoint.deployed_models}) if endpoint else []
             if endpoint is None or gone:
                 self.serving.stop(deployed.id)
-                raise failed_precondition(f"Endpoint {endpoint_name} changed during the deployment ({gone or 'deleted'}).")
+                raise failed_precondition(
+                    f"Endpoint {endpoint_name} changed during the deployment ({gone or 'deleted'})."
+                )
             endpoint.deployed_models.add().CopyFrom(deployed)
             if split:
                 endpoint.traffic_split.clear()
@@ -227,7 +250,8 @@ class Endpoints:
             if given:
                 if given.get(target, 0):
                     raise invalid_argument(
-                        f"traffic_split still gives {given[target]}% to the model being undeployed.", "traffic_split"
+                        f"traffic_split still gives {given[target]}% to the model being undeployed.",
+                        "traffic_split",
                     )
                 given.pop(target, None)
                 check_split(given, rest)
@@ -274,7 +298,10 @@ class Endpoints:
 
     def _forward(self, server: Any, body: bytes, content_type: str) -> tuple[int, str, bytes]:
         req = urllib.request.Request(
-            server.base + server.predict_route, data=body, headers={"Content-Type": content_type}, method="POST"
+            server.base + server.predict_route,
+            data=body,
+            headers={"Content-Type": content_type},
+            method="POST",
         )
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
@@ -282,13 +309,17 @@ class Endpoints:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.headers.get("Content-Type", ""), exc.read()
         except OSError as exc:
-            raise ApiError("UNAVAILABLE", f"Deployed model {server.deployed_model_id} is unreachable: {exc}") from None
+            raise ApiError(
+                "UNAVAILABLE", f"Deployed model {server.deployed_model_id} is unreachable: {exc}"
+            ) from None
 
     @staticmethod
     def _container_error(deployed: Any, status: int, data: bytes) -> ApiError:
         kind = _CONTAINER_STATUS.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
         text = data.decode(errors="replace")[:2000]
-        return ApiError(kind, f"The prediction container of deployed model {deployed.id} answered HTTP {status}: {text}")
+        return ApiError(
+            kind, f"The prediction container of deployed model {deployed.id} answered HTTP {status}: {text}"
+        )
 
     def predict(self, request: Any) -> Any:
         deployed, server = self._pick(request.endpoint)
@@ -311,7 +342,9 @@ class Endpoints:
             deployed_model_id=deployed.id,
             model=deployed.model,
             model_version_id=deployed.model_version_id,
-            model_display_name=self.models.resolve(f"{deployed.model}@{deployed.model_version_id}").display_name
+            model_display_name=self.models.resolve(
+                f"{deployed.model}@{deployed.model_version_id}"
+            ).display_name
             if deployed.model
             else "",
         )
@@ -329,4 +362,3 @@ class Endpoints:
             "X-Vertex-AI-Model": deployed.model,
         }
         return status, headers, data
-

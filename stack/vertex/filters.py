@@ -81,6 +81,25 @@ def _compare(actual: str | None, op: str, expected: str) -> bool:
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
 
 
+def _check(
+    term: _Term, fields: Mapping[str, Getter], labels: Callable[[Any], Mapping[str, str]]
+) -> Callable[[Any], bool]:
+    if term.field.startswith("labels."):
+        key = term.field[len("labels.") :]
+        if term.op != ":":
+            return lambda r: _compare(labels(r).get(key), term.op, term.value)
+        if term.value != "*":
+            raise invalid_argument(f"Unsupported filter term {term.field}:{term.value}.", "filter")
+        return lambda r: key in labels(r)
+    if term.field in fields and term.op != ":":
+        getter = fields[term.field]
+        return lambda r: _compare(getter(r), term.op, term.value)
+    known = ", ".join([*fields, "labels.KEY"])
+    raise invalid_argument(
+        f"Unsupported filter field {term.field!r} (with {term.op!r}); supported: {known}.", "filter"
+    )
+
+
 def compile_filter(
     text: str,
     fields: Mapping[str, Getter],
@@ -90,24 +109,7 @@ def compile_filter(
     if not text.strip():
         return lambda _resource: True
     terms = _parse(text)
-    checks: list[Callable[[Any], bool]] = []
-    for term in terms:
-        if term.field.startswith("labels."):
-            key = term.field[len("labels.") :]
-            if term.op == ":":
-                if term.value != "*":
-                    raise invalid_argument(f"Unsupported filter term {term.field}:{term.value}.", "filter")
-                checks.append(lambda r, key=key: key in labels(r))
-            else:
-                checks.append(lambda r, key=key, t=term: _compare(labels(r).get(key), t.op, t.value))
-        elif term.field in fields and term.op != ":":
-            getter = fields[term.field]
-            checks.append(lambda r, g=getter, t=term: _compare(g(r), t.op, t.value))
-        else:
-            known = ", ".join([*fields, "labels.KEY"])
-            raise invalid_argument(
-                f"Unsupported filter field {term.field!r} (with {term.op!r}); supported: {known}.", "filter"
-            )
+    checks = [_check(term, fields, labels) for term in terms]
     return lambda r: all(check(r) for check in checks)
 
 

@@ -75,7 +75,9 @@ class Models:
     def _split(self, name: str, field: str = "name") -> tuple[str, str | None]:
         m = _NAME.match(self.ctx.canonical(name))
         if not m:
-            raise invalid_argument(f"Invalid model name {name!r}: expected projects/P/locations/L/models/ID[@VERSION].", field)
+            raise invalid_argument(
+                f"Invalid model name {name!r}: expected projects/P/locations/L/models/ID[@VERSION].", field
+            )
         return m.group(1), m.group(2)
 
     def _version(self, name: str, field: str = "name") -> Any:
@@ -131,7 +133,9 @@ class Models:
         target.version_aliases.extend(a for a in aliases if a not in target.version_aliases)
         return touched
 
-    def _emit(self, caller: Caller, method: str, resource: str, request: Any, response: dict[str, Any] | None) -> None:
+    def _emit(
+        self, caller: Caller, method: str, resource: str, request: Any, response: dict[str, Any] | None
+    ) -> None:
         project = resource.split("/")[1]
         location = resource.split("/")[3]
         self.ctx.audit.emit(
@@ -158,12 +162,17 @@ class Models:
                 "model.artifact_uri",
             )
         if not model.container_spec.image_uri:
-            raise invalid_argument("model.container_spec.image_uri is required for a custom model.", "model.container_spec.image_uri")
+            raise invalid_argument(
+                "model.container_spec.image_uri is required for a custom model.",
+                "model.container_spec.image_uri",
+            )
         aliases = list(model.version_aliases)
         for alias in aliases:
             check_alias(alias, "model.version_aliases")
         if len(set(aliases)) != len(aliases):
-            raise invalid_argument(f"model.version_aliases repeats an alias: {aliases}.", "model.version_aliases")
+            raise invalid_argument(
+                f"model.version_aliases repeats an alias: {aliases}.", "model.version_aliases"
+            )
         with self.ctx.lock:
             if request.parent_model:
                 model_name, ref = self._split(request.parent_model, "parent_model")
@@ -191,7 +200,13 @@ class Models:
             first = not self._versions[model_name]
             new = protos.Model()
             new.CopyFrom(model)
-            for output_only in ("deployed_models", "version_aliases", "create_time", "etag", "model_source_info"):
+            for output_only in (
+                "deployed_models",
+                "version_aliases",
+                "create_time",
+                "etag",
+                "model_source_info",
+            ):
                 new.ClearField(output_only)
             new.name = model_name
             new.version_id = version_id
@@ -278,7 +293,11 @@ class Models:
         allowed = _VERSION_FIELDS if version_update else _MODEL_FIELDS
         unsupported = sorted(paths - allowed)
         if unsupported:
-            kind = "a model version (model.name with @VERSION)" if version_update else "a model (model.name without @VERSION)"
+            kind = (
+                "a model version (model.name with @VERSION)"
+                if version_update
+                else "a model (model.name without @VERSION)"
+            )
             raise invalid_argument(
                 f"Cannot update {unsupported} of {kind}; supported: {sorted(allowed)}.", "update_mask"
             )
@@ -357,7 +376,9 @@ class Models:
                 raise not_found(f"Model {request.name}")
             deployed = [v.version_id for v in versions.values() if v.deployed_models]
             if deployed:
-                raise failed_precondition(f"Model {model_name} has deployed versions {deployed}: undeploy them first.")
+                raise failed_precondition(
+                    f"Model {model_name} has deployed versions {deployed}: undeploy them first."
+                )
             for version_id in list(versions):
                 self.ctx.store.delete(f"{model_name}@{version_id}")
             self.ctx.store.path(model_name, ".model.json").unlink(missing_ok=True)
@@ -371,7 +392,9 @@ class Models:
 
     # --- deployments (kept up to date by the endpoints) ------------------------------------------
 
-    def set_deployed(self, model_name: str, version_id: str, endpoint: str, deployed_id: str, deployed: bool) -> None:
+    def set_deployed(
+        self, model_name: str, version_id: str, endpoint: str, deployed_id: str, deployed: bool
+    ) -> None:
         with self.ctx.lock:
             version = self._versions.get(model_name, {}).get(version_id)
             if version is None:

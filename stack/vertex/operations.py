@@ -26,8 +26,6 @@ from stack.vertex.store import Store
 
 log = logging.getLogger(__name__)
 
-Operation = operations_pb2.Operation
-
 STOPPED = "the emulator stopped while the operation ran"
 
 
@@ -41,7 +39,7 @@ def generic_metadata(pb_class: type[Message]) -> Message:
     """A ``...OperationMetadata`` with its ``genericMetadata`` times set to now."""
     metadata = pb_class()
     now = protos.timestamp()
-    generic: Any = getattr(metadata, "generic_metadata")  # noqa: B009: every Vertex metadata has it
+    generic: Any = metadata.generic_metadata  # every Vertex ...OperationMetadata has it
     generic.create_time.CopyFrom(now)
     generic.update_time.CopyFrom(now)
     return metadata
@@ -52,22 +50,24 @@ class Operations:
         self._store = store
         self._lock = lock
         self._done = threading.Condition(lock)
-        self._ops: dict[str, Operation] = {}
+        self._ops: dict[str, operations_pb2.Operation] = {}
         self._threads: list[threading.Thread] = []
 
     def load(self) -> None:
         """Reload every operation; one that was running when the emulator stopped failed."""
-        for name, op in self._store.load_all("projects/*/locations/*/**/operations/*", Operation):
+        for name, op in self._store.load_all(
+            "projects/*/locations/*/**/operations/*", operations_pb2.Operation
+        ):
             if not op.done:
                 op.done = True
                 op.error.CopyFrom(status_pb2.Status(code=10, message=STOPPED))  # ABORTED
                 self._store.save(name, op)
             self._ops[name] = op
 
-    def start(self, parent: str, metadata: Message, work: Callable[[], Message]) -> Operation:
+    def start(self, parent: str, metadata: Message, work: Callable[[], Message]) -> operations_pb2.Operation:
         """An operation under ``parent`` running ``work`` in a thread; ``work`` returns the
         response message or raises ``ApiError``."""
-        op = Operation(name=f"{parent}/operations/{numeric_id()}", done=False)
+        op = operations_pb2.Operation(name=f"{parent}/operations/{numeric_id()}", done=False)
         op.metadata.Pack(metadata)
         with self._lock:
             self._ops[op.name] = op
@@ -77,9 +77,9 @@ class Operations:
         thread.start()
         return op
 
-    def done(self, parent: str, metadata: Message, response: Message) -> Operation:
+    def done(self, parent: str, metadata: Message, response: Message) -> operations_pb2.Operation:
         """An operation that finished as it started (the work was done synchronously)."""
-        op = Operation(name=f"{parent}/operations/{numeric_id()}", done=True)
+        op = operations_pb2.Operation(name=f"{parent}/operations/{numeric_id()}", done=True)
         op.metadata.Pack(metadata)
         op.response.Pack(response)
         with self._lock:
@@ -109,16 +109,16 @@ class Operations:
             self._store.save(name, op)
             self._done.notify_all()
 
-    def get(self, name: str) -> Operation:
+    def get(self, name: str) -> operations_pb2.Operation:
         with self._lock:
             op = self._ops.get(name)
             if op is None:
                 raise not_found(f"Operation {name}")
-            copy = Operation()
+            copy = operations_pb2.Operation()
             copy.CopyFrom(op)
             return copy
 
-    def wait(self, name: str, timeout: float) -> Operation:
+    def wait(self, name: str, timeout: float) -> operations_pb2.Operation:
         """The operation once done, or as it is after ``timeout`` seconds."""
         with self._lock:
             self._done.wait_for(lambda: self._ops[name].done, timeout=timeout)

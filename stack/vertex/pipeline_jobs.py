@@ -44,7 +44,9 @@ def _ts_text(ts: Any) -> str | None:
 _FIELDS: Final = {
     "display_name": lambda j: j.display_name,
     "state": lambda j: S(j.state).name,
-    "pipeline_name": lambda j: j.pipeline_spec["pipelineInfo"]["name"] if "pipelineInfo" in j.pipeline_spec else "",
+    "pipeline_name": lambda j: (
+        j.pipeline_spec["pipelineInfo"]["name"] if "pipelineInfo" in j.pipeline_spec else ""
+    ),
     "create_time": lambda j: _ts_text(j.create_time),
     "update_time": lambda j: _ts_text(j.update_time),
     "end_time": lambda j: _ts_text(j.end_time),
@@ -102,13 +104,16 @@ class PipelineJobs:
         job_id = request.pipeline_job_id or numeric_id()
         if not _JOB_ID.match(job_id) and not job_id.isdigit():
             raise invalid_argument(
-                f"Invalid pipeline_job_id {job_id!r}: it must match [a-z][-a-z0-9]{{0,127}}.", "pipeline_job_id"
+                f"Invalid pipeline_job_id {job_id!r}: it must match [a-z][-a-z0-9]{{0,127}}.",
+                "pipeline_job_id",
             )
         job = protos.PipelineJob()
         job.CopyFrom(request.pipeline_job)
         spec = json_format.MessageToDict(job.pipeline_spec)
         if not (spec.get("root") or {}).get("dag"):
-            raise invalid_argument("pipeline_job.pipeline_spec has no root DAG (root.dag).", "pipeline_job.pipeline_spec")
+            raise invalid_argument(
+                "pipeline_job.pipeline_spec has no root DAG (root.dag).", "pipeline_job.pipeline_spec"
+            )
         if job.runtime_config.parameters:
             raise invalid_argument(
                 "runtime_config.parameters is the KFP v1 schema; send runtime_config.parameter_values.",
@@ -118,7 +123,8 @@ class PipelineJobs:
         arguments, problems = parameters.resolve(spec, values)
         if problems:
             raise invalid_argument(
-                "Invalid runtime parameters: " + "; ".join(problems), "pipeline_job.runtime_config.parameter_values"
+                "Invalid runtime parameters: " + "; ".join(problems),
+                "pipeline_job.runtime_config.parameter_values",
             )
         root_uri = job.runtime_config.gcs_output_directory or str(spec.get("defaultPipelineRoot") or "")
         if not root_uri.startswith("gs://"):
@@ -137,7 +143,9 @@ class PipelineJobs:
             job.create_time.CopyFrom(now)
             job.update_time.CopyFrom(now)
             job.state = S.PIPELINE_STATE_PENDING
-            job.service_account = job.service_account or f"{parent.number}-compute@developer.gserviceaccount.com"
+            job.service_account = (
+                job.service_account or f"{parent.number}-compute@developer.gserviceaccount.com"
+            )
             for output_only in ("start_time", "end_time", "error", "job_detail"):
                 job.ClearField(output_only)
             self._jobs[name] = job
@@ -201,7 +209,7 @@ class PipelineJobs:
         """Force a job's state (``PIPELINE_STATE_FAILED``...), for tests of what reads jobs."""
         with self.ctx.lock:
             job = self._find(name)
-            job.state = S[state]
+            job.state = S.__members__[state]
             if job.state in job_progress.TERMINAL:
                 job.end_time.CopyFrom(protos.timestamp())
             job.update_time.CopyFrom(protos.timestamp())
@@ -234,11 +242,25 @@ class PipelineJobs:
     def _order(order_by: str) -> tuple[Any, bool]:
         text = order_by.strip() or "create_time desc"
         field, _, direction = text.partition(" ")
-        if field not in ("create_time", "update_time", "end_time") or direction.strip() not in ("", "asc", "desc"):
-            raise invalid_argument(f"Unsupported order_by {order_by!r} (create_time, update_time, end_time [desc]).", "order_by")
+        if field not in ("create_time", "update_time", "end_time") or direction.strip() not in (
+            "",
+            "asc",
+            "desc",
+        ):
+            raise invalid_argument(
+                f"Unsupported order_by {order_by!r} (create_time, update_time, end_time [desc]).", "order_by"
+            )
         return (lambda j: protos.seconds(getattr(j, field))), direction.strip() == "desc"
 
-    def _prepare(self, job: Any, spec: dict[str, Any], arguments: dict[str, Any], root_uri: str, job_id: str, number: str) -> None:
+    def _prepare(
+        self,
+        job: Any,
+        spec: dict[str, Any],
+        arguments: dict[str, Any],
+        root_uri: str,
+        job_id: str,
+        number: str,
+    ) -> None:
         bucket_path = root_uri[len("gs://") :].strip("/")
         root = self.ctx.state_dir / "pipeline-root" / bucket_path / number / job_id
         run = {
@@ -253,7 +275,6 @@ class PipelineJobs:
         with self.ctx.lock:
             while self._queue and len(self._workers) < self.max_parallel:
                 name = self._queue.pop(0)
-                job = self._jobs[name]
                 location = name.split("/")[3]
                 job_dir = self.job_dir(name)
                 proc = processes.spawn(
@@ -282,7 +303,9 @@ class PipelineJobs:
                 job.state = S.PIPELINE_STATE_FAILED
                 tail = processes.log_tail(self.job_dir(name) / "worker.log")
                 job.error.code = 13
-                job.error.message = f"The pipeline worker exited with code {code} before the job finished:\n{tail}"
+                job.error.message = (
+                    f"The pipeline worker exited with code {code} before the job finished:\n{tail}"
+                )
                 job.end_time.CopyFrom(protos.timestamp())
             self._save(job)
             if not self._stopping:

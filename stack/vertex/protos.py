@@ -61,7 +61,9 @@ def parse_into(data: Any, message: Message, where: str) -> None:
                 f'Invalid JSON payload received. Unknown name "{unknown.group(1)}"{at}: Cannot find field.',
                 path or unknown.group(1),
             ) from None
-        raise invalid_argument(f"Invalid JSON payload received. {text.splitlines()[0]}", where or None) from None
+        raise invalid_argument(
+            f"Invalid JSON payload received. {text.splitlines()[0]}", where or None
+        ) from None
 
 
 def parse(data: Any, pb_class: type[M], where: str = "") -> M:

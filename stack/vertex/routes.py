@@ -60,7 +60,8 @@ class Route:
 def compile_template(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     """``/v1/{name=projects/*/locations/*/models/*}:deleteVersion`` -> a regex and its variables.
     ``*`` is one path segment (no ``/`` and, so that custom verbs stay apart, no ``:``)."""
-    out, variables, pos = "^", [], 0
+    out, pos = "^", 0
+    variables: list[str] = []
     for m in _VARIABLE.finditer(template):
         out += re.escape(template[pos : m.start()])
         segments = (m.group(2) or "*").split("/")
@@ -105,7 +106,14 @@ def build_routes() -> list[Route]:
         pattern, variables = compile_template(option["uri"])
         routes.append(
             Route(
-                "GET", option["uri"], pattern, variables, "", "Operations.GetOperation", operations_pb2.GetOperationRequest, False
+                "GET",
+                option["uri"],
+                pattern,
+                variables,
+                "",
+                "Operations.GetOperation",
+                operations_pb2.GetOperationRequest,
+                False,
             )
         )
     return routes
@@ -119,4 +127,3 @@ def match(routes: list[Route], verb: str, path: str) -> tuple[Route, dict[str, s
         if m:
             return route, {var: m.group(f"v{i}") for i, var in enumerate(route.variables)}
     return None
-

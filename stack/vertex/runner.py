@@ -135,7 +135,9 @@ def _hook(progress: Progress, streams: _TaskStreams) -> None:
 
     def traced_dispatch(**kwargs: Any) -> Any:
         calls.dispatched = True
-        calls.inputs = {k: _jsonable(v) for k, v in kwargs.get("arguments", {}).items() if not _is_artifact(v)}
+        calls.inputs = {
+            k: _jsonable(v) for k, v in kwargs.get("arguments", {}).items() if not _is_artifact(v)
+        }
         return dispatch(**kwargs)
 
     def traced_execute(**kwargs: Any) -> Any:
@@ -150,7 +152,9 @@ def _hook(progress: Progress, streams: _TaskStreams) -> None:
         try:
             outputs, task_status = execute(**kwargs)
         except BaseException as exc:
-            progress.update(record, state="FAILED", end_time=time.time(), error=f"{type(exc).__name__}: {exc}")
+            progress.update(
+                record, state="FAILED", end_time=time.time(), error=f"{type(exc).__name__}: {exc}"
+            )
             raise
         finally:
             streams.local.lines = None

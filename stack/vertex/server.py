@@ -71,7 +71,9 @@ def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
     doc[last] = value
 
 
-def build_request(route: Route, variables: Mapping[str, str], query: Mapping[str, list[str]], body: bytes) -> Any:
+def build_request(
+    route: Route, variables: Mapping[str, str], query: Mapping[str, list[str]], body: bytes
+) -> Any:
     """The request message of ``route`` from path variables, query string and body."""
     doc: dict[str, Any] = {}
     if route.body and body.strip():
@@ -103,7 +105,7 @@ def build_request(route: Route, variables: Mapping[str, str], query: Mapping[str
         _set(doc, key, typed if field.is_repeated else typed[-1])
     for name, value in variables.items():
         _set(doc, name, value)
-    return protos.parse(doc, route.request, "" if route.body == "*" else "")
+    return protos.parse(doc, route.request)
 
 
 def handler_class(emulator: VertexEmulator) -> type[JsonHandler]:
@@ -143,7 +145,12 @@ def handler_class(emulator: VertexEmulator) -> type[JsonHandler]:
             emulator.count_request()
             found = match(emulator.routes, verb, path)
             if found is None:
-                self.answer(404, ApiError("NOT_FOUND", f"No such method: {verb} {path} is not a route of this API.").body())
+                self.answer(
+                    404,
+                    ApiError(
+                        "NOT_FOUND", f"No such method: {verb} {path} is not a route of this API."
+                    ).body(),
+                )
                 return
             route, variables = found
             int_enums = any("enum-encoding=int" in v for v in query.get("$alt", []))

@@ -65,13 +65,20 @@ class Server:
 
 
 def aip_environment(
-    *, endpoint_id: str, deployed_model_id: str, port: int, model: Any, deployed_model: Any, project_number: str
+    *,
+    endpoint_id: str,
+    deployed_model_id: str,
+    port: int,
+    model: Any,
+    deployed_model: Any,
+    project_number: str,
 ) -> dict[str, str]:
     spec = model.container_spec
     machine = deployed_model.dedicated_resources.machine_spec
     env = {
         "AIP_HTTP_PORT": str(port),
-        "AIP_HEALTH_ROUTE": spec.health_route or f"/v1/endpoints/{endpoint_id}/deployedModels/{deployed_model_id}",
+        "AIP_HEALTH_ROUTE": spec.health_route
+        or f"/v1/endpoints/{endpoint_id}/deployedModels/{deployed_model_id}",
         "AIP_PREDICT_ROUTE": spec.predict_route
         or f"/v1/endpoints/{endpoint_id}/deployedModels/{deployed_model_id}:predict",
         "AIP_STORAGE_URI": model.artifact_uri,
@@ -91,7 +98,9 @@ def aip_environment(
 
 
 class Serving:
-    def __init__(self, ctx: Context, command: Sequence[str] = DEFAULT_COMMAND, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, ctx: Context, command: Sequence[str] = DEFAULT_COMMAND, startup_timeout: float = 60.0
+    ) -> None:
         self.ctx = ctx
         self.command = list(command)
         self.startup_timeout = startup_timeout
@@ -117,7 +126,9 @@ class Serving:
         env.update(aip)  # Vertex owns the AIP_ prefix
         log_path = self.ctx.state_dir / "serving" / endpoint_id / f"{deployed_id}.log"
         proc = processes.spawn(self.command, log_path, env)
-        server = Server(deployed_id, endpoint_id, port, aip["AIP_PREDICT_ROUTE"], aip["AIP_HEALTH_ROUTE"], log_path, proc)
+        server = Server(
+            deployed_id, endpoint_id, port, aip["AIP_PREDICT_ROUTE"], aip["AIP_HEALTH_ROUTE"], log_path, proc
+        )
         with self._lock:
             old = self._servers.pop(deployed_id, None)
             self._servers[deployed_id] = server

@@ -108,7 +108,9 @@ def gapic(client_class: Any, url: str) -> Any:
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
 
-    return client_class(client_options=ClientOptions(api_endpoint=url), transport="rest", credentials=AnonymousCredentials())
+    return client_class(
+        client_options=ClientOptions(api_endpoint=url), transport="rest", credentials=AnonymousCredentials()
+    )
 
 
 def error_status(exc: Any) -> str:

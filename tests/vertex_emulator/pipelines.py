@@ -8,7 +8,6 @@ import yaml
 from kfp import compiler, dsl
 
 
-
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def make_rows(n: int, rows: dsl.Output[dsl.Dataset]) -> str:
     with open(rows.path, "w") as f:
@@ -53,7 +52,7 @@ def two_steps(n: int = 3, fail: bool = False) -> int:
 
 
 @dsl.pipeline(name="environment")
-def environment(names: list = []) -> dict:  # noqa: B006: a pipeline default, not a Python one
+def environment(names: list) -> dict:
     return task_env(names=names).set_caching_options(False).output
 
 

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from tests.vertex_emulator.conftest import ECHO_SERVER, PARENT, PROJECT, Received, error_status, init_sdk, parse_audit
+from tests.vertex_emulator.conftest import (
+    ECHO_SERVER,
+    PARENT,
+    PROJECT,
+    Received,
+    error_status,
+    init_sdk,
+    parse_audit,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +32,10 @@ def emulator(
 
     url, _ = receiver
     with VertexEmulator(
-        tmp_path_factory.mktemp("vertex"), audit_events_url=url, serving_command=ECHO_SERVER, startup_timeout=20
+        tmp_path_factory.mktemp("vertex"),
+        audit_events_url=url,
+        serving_command=ECHO_SERVER,
+        startup_timeout=20,
     ) as emu:
         init_sdk(emu.url, staging_bucket=make_bucket())
         yield emu
@@ -71,7 +82,10 @@ def test_upload_versions_and_get_by_version_alias_and_default(churn: dict[str, A
     assert aiplatform.Model(name).version_id == "1"  # no version: the default one
     assert aiplatform.Model(f"{name}@2").uri == "gs://models/churn/2"
     versions = aiplatform.models.ModelRegistry(name).list_versions()
-    assert [(v.version_id, sorted(v.version_aliases)) for v in versions] == [("1", ["default"]), ("2", ["challenger"])]
+    assert [(v.version_id, sorted(v.version_aliases)) for v in versions] == [
+        ("1", ["default"]),
+        ("2", ["challenger"]),
+    ]
 
 
 def test_generated_model_ids_are_numeric_and_resolve(emulator: Any) -> None:
@@ -83,7 +97,9 @@ def test_generated_model_ids_are_numeric_and_resolve(emulator: Any) -> None:
     model_id = model.resource_name.rsplit("/", 1)[-1]
     assert model_id.isdigit() and len(model_id) == 19
     assert aiplatform.Model(model_id).display_name == "console-made"  # a bare numeric id resolves
-    assert [m.display_name for m in aiplatform.Model.list(filter='display_name="console-made"')] == ["console-made"]
+    assert [m.display_name for m in aiplatform.Model.list(filter='display_name="console-made"')] == [
+        "console-made"
+    ]
 
 
 def test_alias_moves_and_audit_events_parse_as_registry_events(
@@ -113,7 +129,9 @@ def test_alias_moves_and_audit_events_parse_as_registry_events(
         ("MergeVersionAliases", "2", ("champion",), ()),
         ("MergeVersionAliases", "2", (), ("challenger",)),
     ]
-    assert {e.audit.principal for e in registry_events} == {"vertex-emulator@local-project.iam.gserviceaccount.com"}
+    assert {e.audit.principal for e in registry_events} == {
+        "vertex-emulator@local-project.iam.gserviceaccount.com"
+    }
     assert all(e.audit.context.type == "google.cloud.audit.log.v1.written" for e in registry_events)
 
 
@@ -177,7 +195,9 @@ def test_update_model_labels_and_description(churn: dict[str, Any]) -> None:
     assert again.labels["stage"] == "candidate"
 
 
-def test_deploy_with_traffic_split_predict_and_undeploy(emulator: Any, churn: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_deploy_with_traffic_split_predict_and_undeploy(
+    emulator: Any, churn: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     from google.cloud import aiplatform
 
     name = churn["name"]
@@ -204,7 +224,15 @@ def test_deploy_with_traffic_split_predict_and_undeploy(emulator: Any, churn: di
     seen = {endpoint.predict(instances=[[i]]).model_version_id for i in range(40)}
     assert seen == {"1", "2"}
     response = endpoint.predict(instances=[[0]])
-    assert response.predictions[0]["echo_tag"] == ("v2" if response.model_version_id == "2" else f"v1 of {endpoint_id}")
+    assert response.predictions[0]["echo_tag"] == (
+        "v2" if response.model_version_id == "2" else f"v1 of {endpoint_id}"
+    )
+
+    import requests
+
+    raw = requests.post(f"{emulator.url}/v1/{endpoint.resource_name}:rawPredict", json={"instances": [[7]]}, timeout=10)
+    assert raw.status_code == 200, raw.text
+    assert raw.json()["predictions"][0]["deployed_model_id"] == raw.headers["X-Vertex-AI-Deployed-Model-Id"]
 
     endpoint.update(traffic_split={by_version["1"]: 0, by_version["2"]: 100})
     assert {endpoint.predict(instances=[[i]]).model_version_id for i in range(5)} == {"2"}
@@ -221,7 +249,9 @@ def test_traffic_split_is_validated(emulator: Any, churn: dict[str, Any]) -> Non
     from google.cloud import aiplatform
 
     endpoint = aiplatform.Endpoint.create(display_name="validation")
-    endpoint.deploy(aiplatform.Model(f"{churn['name']}@1"), traffic_percentage=100, machine_type="n1-standard-2")
+    endpoint.deploy(
+        aiplatform.Model(f"{churn['name']}@1"), traffic_percentage=100, machine_type="n1-standard-2"
+    )
     (deployed,) = endpoint.list_models()
     with pytest.raises(exceptions.BadRequest, match="add up to 100"):
         endpoint.update(traffic_split={deployed.id: 50})

@@ -40,7 +40,9 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("templates")
 
 
-def _job(spec: dict[str, Any], params: dict[str, Any], labels: dict[str, str], bucket: str = "emu-root") -> Any:
+def _job(
+    spec: dict[str, Any], params: dict[str, Any], labels: dict[str, str], bucket: str = "emu-root"
+) -> Any:
     from google.cloud import aiplatform_v1
 
     return aiplatform_v1.PipelineJob(
@@ -74,12 +76,23 @@ def submitted(emulator: Any, client: Any, templates: Path) -> dict[str, Any]:
     jobs["submit_seconds"] = time.perf_counter() - started
     two = pipelines.spec(pipelines.two_steps, templates)
     jobs["failed"] = client.create_pipeline_job(
-        parent=PARENT, pipeline_job=_job(two, {"fail": True}, {"suite": "emu", "outcome": "fail"}), pipeline_job_id="two-steps-fail"
+        parent=PARENT,
+        pipeline_job=_job(two, {"fail": True}, {"suite": "emu", "outcome": "fail"}),
+        pipeline_job_id="two-steps-fail",
     )
-    names = ["VERTEX_API_ENDPOINT", "CLOUD_ML_PROJECT_ID", "CLOUD_ML_REGION", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_REGION", "STORAGE_EMULATOR_HOST"]
+    names = [
+        "VERTEX_API_ENDPOINT",
+        "CLOUD_ML_PROJECT_ID",
+        "CLOUD_ML_REGION",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_REGION",
+        "STORAGE_EMULATOR_HOST",
+    ]
     env = pipelines.spec(pipelines.environment, templates)
     jobs["env"] = client.create_pipeline_job(
-        parent=PARENT, pipeline_job=_job(env, {"names": names}, {"suite": "other"}), pipeline_job_id="task-env"
+        parent=PARENT,
+        pipeline_job=_job(env, {"names": names}, {"suite": "other"}),
+        pipeline_job_id="task-env",
     )
     nap = pipelines.spec(pipelines.sleepy, templates)
     jobs["sleepy"] = client.create_pipeline_job(
@@ -150,7 +163,9 @@ def test_failed_task_fails_the_job_naming_task_and_reason(submitted: dict[str, A
     assert tasks["count-rows"].error.message.startswith("ValueError: too few rows")
 
 
-def test_tasks_see_the_emulator_and_their_project(submitted: dict[str, Any], client: Any, emulator: Any, fake_gcs: FakeGcs) -> None:
+def test_tasks_see_the_emulator_and_their_project(
+    submitted: dict[str, Any], client: Any, emulator: Any, fake_gcs: FakeGcs
+) -> None:
     job = _terminal(client, submitted["env"].name)
     seen = _tasks(job)["task-env"].execution.metadata["output:Output"]
     assert dict(seen) == {
@@ -163,12 +178,16 @@ def test_tasks_see_the_emulator_and_their_project(submitted: dict[str, Any], cli
     }
 
 
-def test_repeated_job_id_is_a_conflict_with_status_already_exists(submitted: dict[str, Any], client: Any, templates: Path) -> None:
+def test_repeated_job_id_is_a_conflict_with_status_already_exists(
+    submitted: dict[str, Any], client: Any, templates: Path
+) -> None:
     from google.api_core import exceptions
 
     two = pipelines.spec(pipelines.two_steps, templates)
     with pytest.raises(exceptions.Conflict) as caught:
-        client.create_pipeline_job(parent=PARENT, pipeline_job=_job(two, {}, {}), pipeline_job_id="two-steps-fail")
+        client.create_pipeline_job(
+            parent=PARENT, pipeline_job=_job(two, {}, {}), pipeline_job_id="two-steps-fail"
+        )
     assert error_status(caught.value) == "ALREADY_EXISTS"
 
 
@@ -176,7 +195,12 @@ def test_cancel_stops_a_running_job(submitted: dict[str, Any], client: Any) -> N
     from google.cloud import aiplatform_v1
 
     name = submitted["sleepy"].name
-    wait_until(lambda: "nap" in _tasks(client.get_pipeline_job(name=name)), JOB_TIMEOUT, "the nap task to start", every=0.2)
+    wait_until(
+        lambda: "nap" in _tasks(client.get_pipeline_job(name=name)),
+        JOB_TIMEOUT,
+        "the nap task to start",
+        every=0.2,
+    )
     client.cancel_pipeline_job(name=name)
     assert client.get_pipeline_job(name=name).state in (
         aiplatform_v1.PipelineState.PIPELINE_STATE_CANCELLING,
@@ -201,7 +225,9 @@ def test_list_filters_on_labels_and_state(submitted: dict[str, Any], client: Any
     assert [j.name.rsplit("/", 1)[-1] for j in failed] == ["two-steps-fail"]
     first = client.list_pipeline_jobs(request={"parent": PARENT, "page_size": 1})
     assert len(list(first.pages.__next__().pipeline_jobs)) == 1
-    assert len(list(client.list_pipeline_jobs(request={"parent": PARENT, "page_size": 1}))) == 4  # pages followed
+    assert (
+        len(list(client.list_pipeline_jobs(request={"parent": PARENT, "page_size": 1}))) == 4
+    )  # pages followed
 
 
 def test_undeclared_parameter_is_refused_at_create(client: Any, templates: Path) -> None:
@@ -209,21 +235,26 @@ def test_undeclared_parameter_is_refused_at_create(client: Any, templates: Path)
 
     two = pipelines.spec(pipelines.two_steps, templates)
     with pytest.raises(exceptions.BadRequest) as caught:
-        client.create_pipeline_job(parent=PARENT, pipeline_job=_job(two, {"rows": 3}, {}), pipeline_job_id="bad-params")
+        client.create_pipeline_job(
+            parent=PARENT, pipeline_job=_job(two, {"rows": 3}, {}), pipeline_job_id="bad-params"
+        )
     assert error_status(caught.value) == "INVALID_ARGUMENT"
     assert "rows" in caught.value.message
 
 
-def test_measure_two_task_job(submitted: dict[str, Any], client: Any, templates: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_measure_two_task_job(
+    submitted: dict[str, Any], client: Any, templates: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Create -> SUCCEEDED of a trivial 2-task job, with nothing else running (printed with -s)."""
     _terminal(client, submitted["ok"].resource_name)
     _terminal(client, submitted["failed"].name)
     two = pipelines.spec(pipelines.two_steps, templates)
     started = time.perf_counter()
-    job = client.create_pipeline_job(parent=PARENT, pipeline_job=_job(two, {"n": 2}, {}), pipeline_job_id="measured")
+    job = client.create_pipeline_job(
+        parent=PARENT, pipeline_job=_job(two, {"n": 2}, {}), pipeline_job_id="measured"
+    )
     done = _terminal(client, job.name)
     seconds = time.perf_counter() - started
     assert done.state.name == "PIPELINE_STATE_SUCCEEDED"
     with capsys.disabled():
         print(f"\n[measure] 2-task pipeline job create -> SUCCEEDED: {seconds:.2f} s")
-

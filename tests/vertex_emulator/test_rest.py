@@ -80,14 +80,20 @@ def test_unknown_route_is_not_found_naming_the_path(url: str) -> None:
 def test_long_running_operation_is_answered_like_the_api(url: str) -> None:
     created = requests.post(
         f"{url}/v1/{PARENT}/models:upload",
-        json={"modelId": "m1", "model": {"displayName": "m1", "artifactUri": "gs://b/m1", "containerSpec": {"imageUri": "i"}}},
+        json={
+            "modelId": "m1",
+            "model": {"displayName": "m1", "artifactUri": "gs://b/m1", "containerSpec": {"imageUri": "i"}},
+        },
         timeout=10,
     )
     assert created.status_code == 200, created.text
     op = created.json()
     assert op["name"].startswith("projects/123456789012/locations/us-central1/models/m1/operations/")
     assert op["done"] is True
-    assert op["metadata"]["@type"] == "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"
+    assert (
+        op["metadata"]["@type"]
+        == "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"
+    )
     again = requests.get(f"{url}/v1/{op['name']}", timeout=10).json()
     assert again["response"] == {
         "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse",
@@ -112,7 +118,9 @@ def test_non_gs_artifact_uri_is_refused(url: str) -> None:
 def test_enum_encoding_follows_the_alt_parameter(url: str) -> None:
     body = {"displayName": "j", "pipelineSpec": {"pipelineInfo": {"name": "p"}, "root": {"dag": {"tasks": {}}}},
             "runtimeConfig": {"gcsOutputDirectory": "gs://b/r"}}  # fmt: skip
-    named = requests.post(f"{url}/v1/{PARENT}/pipelineJobs?pipelineJobId=enum-names", json=body, timeout=10).json()
+    named = requests.post(
+        f"{url}/v1/{PARENT}/pipelineJobs?pipelineJobId=enum-names", json=body, timeout=10
+    ).json()
     assert named["state"] == "PIPELINE_STATE_SUCCEEDED"  # execute="none"
     ints = requests.get(f"{url}/v1/{named['name']}?$alt=json;enum-encoding=int", timeout=10).json()
     assert ints["state"] == 4

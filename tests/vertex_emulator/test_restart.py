@@ -37,10 +37,14 @@ def test_restart_keeps_models_jobs_and_deployments(tmp_path: Path, make_bucket: 
     with VertexEmulator(state, serving_command=ECHO_SERVER, startup_timeout=20) as first:
         jobs = gapic(aiplatform_v1.PipelineServiceClient, first.url)
         done = jobs.create_pipeline_job(
-            parent=PARENT, pipeline_job=_job(pipelines.spec(pipelines.two_steps, tmp_path), {"n": 2}), pipeline_job_id="finished"
+            parent=PARENT,
+            pipeline_job=_job(pipelines.spec(pipelines.two_steps, tmp_path), {"n": 2}),
+            pipeline_job_id="finished",
         )
         running = jobs.create_pipeline_job(
-            parent=PARENT, pipeline_job=_job(pipelines.spec(pipelines.sleepy, tmp_path), {"seconds": 300}), pipeline_job_id="running"
+            parent=PARENT,
+            pipeline_job=_job(pipelines.spec(pipelines.sleepy, tmp_path), {"seconds": 300}),
+            pipeline_job_id="running",
         )
         init_sdk(first.url, staging_bucket=make_bucket())
         model = aiplatform.Model.upload(
@@ -48,8 +52,12 @@ def test_restart_keeps_models_jobs_and_deployments(tmp_path: Path, make_bucket: 
         )  # fmt: skip
         endpoint = aiplatform.Endpoint.create(display_name="kept")
         endpoint.deploy(model, traffic_percentage=100, machine_type="n1-standard-2")
-        wait_until(lambda: jobs.get_pipeline_job(name=done.name).state == S.PIPELINE_STATE_SUCCEEDED, 120, "the job")
-        wait_until(lambda: jobs.get_pipeline_job(name=running.name).job_detail.task_details, 120, "the nap task")
+        wait_until(
+            lambda: jobs.get_pipeline_job(name=done.name).state == S.PIPELINE_STATE_SUCCEEDED, 120, "the job"
+        )
+        wait_until(
+            lambda: jobs.get_pipeline_job(name=running.name).job_detail.task_details, 120, "the nap task"
+        )
         worker_pid = int((state / running.name / "worker.pid").read_text())
     with pytest.raises(ProcessLookupError):  # the stop stopped the worker
         import os
@@ -74,7 +82,17 @@ def test_restart_keeps_models_jobs_and_deployments(tmp_path: Path, make_bucket: 
 
 def test_cli_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops_cli.main", "emulator", "vertex", "--state-dir", str(tmp_path / "cli"), "--execute", "none"],
+        [
+            sys.executable,
+            "-m",
+            "mlops_cli.main",
+            "emulator",
+            "vertex",
+            "--state-dir",
+            str(tmp_path / "cli"),
+            "--execute",
+            "none",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
