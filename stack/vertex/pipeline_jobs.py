@@ -101,8 +101,8 @@ class PipelineJobs:
 
     def create(self, request: Any) -> Any:
         parent = self.ctx.parent(request.parent)
-        job_id = request.pipeline_job_id or numeric_id()
-        if not _JOB_ID.match(job_id) and not job_id.isdigit():
+        job_id = request.pipeline_job_id or numeric_id()  # Vertex generates a numeric id
+        if request.pipeline_job_id and not _JOB_ID.match(job_id):
             raise invalid_argument(
                 f"Invalid pipeline_job_id {job_id!r}: it must match [a-z][-a-z0-9]{{0,127}}.",
                 "pipeline_job_id",

@@ -214,7 +214,11 @@ def run(job_dir: Path) -> int:
         outputs = pipeline_orchestrator.run_local_pipeline(spec, run_doc["arguments"])
     except Exception as exc:  # the worker's job is to record the failure, whatever it is
         traceback.print_exc()
-        progress.finish("FAILED", error={"reason": f"{type(exc).__name__}: {exc}"})
+        failed = [t for t in progress.doc["tasks"] if t["state"] == "FAILED"]
+        if failed:  # kfp.local refused a task (a container component...): name it
+            progress.finish("FAILED", error={"task": failed[0]["name"], "reason": failed[0].get("error", "")})
+        else:
+            progress.finish("FAILED", error={"reason": f"{type(exc).__name__}: {exc}"})
         return 1
     finally:
         sys.stdout = streams.real

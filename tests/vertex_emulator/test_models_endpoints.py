@@ -230,7 +230,9 @@ def test_deploy_with_traffic_split_predict_and_undeploy(
 
     import requests
 
-    raw = requests.post(f"{emulator.url}/v1/{endpoint.resource_name}:rawPredict", json={"instances": [[7]]}, timeout=10)
+    raw = requests.post(
+        f"{emulator.url}/v1/{endpoint.resource_name}:rawPredict", json={"instances": [[7]]}, timeout=10
+    )
     assert raw.status_code == 200, raw.text
     assert raw.json()["predictions"][0]["deployed_model_id"] == raw.headers["X-Vertex-AI-Deployed-Model-Id"]
 
@@ -288,3 +290,36 @@ def test_list_endpoints_by_display_name(emulator: Any) -> None:
     aiplatform.Endpoint.create(display_name="findme")
     assert [e.display_name for e in aiplatform.Endpoint.list(filter='display_name="findme"')] == ["findme"]
     assert PARENT.startswith(f"projects/{PROJECT}/")
+
+
+def test_a_serving_process_that_never_becomes_healthy_fails_the_deploy(tmp_path: Path) -> None:
+    from google.api_core import exceptions
+    from google.cloud import aiplatform_v1
+
+    from stack.vertex import VertexEmulator
+    from tests.vertex_emulator.conftest import gapic
+
+    with VertexEmulator(tmp_path / "vertex", serving_command=ECHO_SERVER, startup_timeout=1.0) as emu:
+        models = gapic(aiplatform_v1.ModelServiceClient, emu.url)
+        endpoints = gapic(aiplatform_v1.EndpointServiceClient, emu.url)
+        upload = models.upload_model(
+            parent=PARENT,
+            model={
+                "display_name": "loading",
+                "artifact_uri": "gs://models/loading",
+                "container_spec": {
+                    "image_uri": "img:1",
+                    "env": [{"name": "ECHO_FAIL", "value": "unhealthy"}],
+                },
+            },
+        ).result()
+        endpoint = endpoints.create_endpoint(parent=PARENT, endpoint={"display_name": "loading"}).result()
+        resources = {"machine_spec": {"machine_type": "n1-standard-2"}, "min_replica_count": 1}
+        operation = endpoints.deploy_model(
+            endpoint=endpoint.name,
+            deployed_model={"model": upload.model, "dedicated_resources": resources},
+            traffic_split={"0": 100},
+        )
+        with pytest.raises(exceptions.GoogleAPICallError, match=r"not healthy at /v1/endpoints/.* after 1 s"):
+            operation.result(timeout=30)
+        assert endpoints.get_endpoint(name=endpoint.name).deployed_models == []
