@@ -19,6 +19,7 @@ from tests.vertex_emulator.conftest import (
     error_status,
     init_sdk,
     parse_audit,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow
@@ -119,8 +120,12 @@ def test_alias_moves_and_audit_events_parse_as_registry_events(
     registry.remove_version_aliases(["challenger"], version="2")
     assert sorted(aiplatform.Model(f"{name}@2").version_aliases) == ["champion"]
 
-    events = [parse_audit(h, b) for h, b in received.wait_for(5)]
-    registry_events = [e for e in events if isinstance(e, ModelRegistryEvent) and e.model_id == "churn"]
+    def churn_events() -> list[Any]:
+        events = [parse_audit(h, b) for h, b in received.wait_for(0)]
+        found = [e for e in events if isinstance(e, ModelRegistryEvent) and e.model_id == "churn"]
+        return found if len(found) >= 5 else []
+
+    registry_events = wait_until(churn_events, 10, "the five audit events of churn")
     summary = [(e.method, e.version, e.aliases, e.removed_aliases) for e in registry_events]
     assert summary == [
         ("UploadModel", "1", ("default",), ()),
@@ -141,7 +146,6 @@ def test_principal_header_names_who_moved_an_alias(
     import requests
 
     _, received = receiver
-    before = len(received.wait_for(0))
     response = requests.post(
         f"{emulator.url}/v1/{churn['name']}@1:mergeVersionAliases",
         json={"versionAliases": ["reviewed"]},
@@ -150,8 +154,13 @@ def test_principal_header_names_who_moved_an_alias(
     )
     assert response.status_code == 200, response.text
     assert "reviewed" in response.json()["versionAliases"]
-    event = parse_audit(*received.wait_for(before + 1)[before])
-    assert (event.audit.principal, event.aliases) == ("alice@example.com", ("reviewed",))
+
+    def reviewed() -> list[Any]:
+        events = [parse_audit(h, b) for h, b in received.wait_for(0)]
+        return [e for e in events if getattr(e, "aliases", ()) == ("reviewed",)]
+
+    (event,) = wait_until(reviewed, 10, "the audit event of the reviewed alias")
+    assert event.audit.principal == "alice@example.com"
 
 
 def test_default_alias_cannot_be_removed_and_bad_aliases_are_refused(churn: dict[str, Any]) -> None:
