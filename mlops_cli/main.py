@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_reliability",
     "cmd_stack",
     "cmd_serve",
+    "cmd_emulator",
 )
 
 

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines.catalog import CatalogError, load_catalog
-
 Echo = Callable[[str], None]
 
 _ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
@@ -154,6 +152,9 @@ def run_pipeline(
 ) -> RunResult:
     """Run pipeline ``name`` of the compiled ``template_dir`` locally with ``params`` (typed)."""
     from kfp import components
+
+    from pipelines.catalog import CatalogError, load_catalog  # here: the emulator's worker imports
+    # failure_reason from this module, and needs no catalog
 
     try:
         catalog = load_catalog(Path(template_dir))
