@@ -7,9 +7,10 @@ from typing import Any
 
 from events import envelope, keys, parse
 from events.decision import Launch
-from events.routing import default_rules_text, load_rules, route
+from events.routing import default_rules_text, route
 from pipelines.components import steps
 from tests import samples
+from tests.catalog import load_rules
 
 RULES = load_rules(default_rules_text(), variables={"DATA_BUCKET": "demo-data"})
 
