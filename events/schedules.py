@@ -39,8 +39,8 @@ from events.cron import Cron, CronError, time_zone
 from events.template import TemplateError, placeholders
 
 if TYPE_CHECKING:
+    from events.catalog import Catalog, PipelineSpec
     from events.model import RunRequestMessage
-    from pipelines.catalog import PipelineSpec
 
 SCHEDULE_KEYS: Final = frozenset({"name", "description", "cron", "time_zone", "pipeline", "parameters"})
 DEFAULT_TIME_ZONE: Final = "UTC"
@@ -120,7 +120,7 @@ def with_tick_key(request: RunRequestMessage, schedules: tuple[Schedule, ...]) -
 
 def parse_schedules(
     raw: Any,
-    catalog: Mapping[str, PipelineSpec],
+    catalog: Catalog,
     problems: list[str],
     *,
     substitute: Substitute,
@@ -161,7 +161,7 @@ def _valid_name(name: Any) -> bool:
 def _load_schedule(
     raw: Any,
     index: int,
-    catalog: Mapping[str, PipelineSpec],
+    catalog: Catalog,
     problems: list[str],
     check_parameters: CheckParameters,
 ) -> Schedule | None:
@@ -203,7 +203,7 @@ def _load_schedule(
     if not isinstance(pipeline, str) or not pipeline:
         problems.append(f"{where}: pipeline: required (a catalog pipeline)")
     elif pipeline not in catalog:
-        problems.append(f"{where}: pipeline: unknown pipeline {pipeline!r} (known: {', '.join(catalog)})")
+        problems.append(f"{where}: pipeline: unknown pipeline {pipeline!r} (known: {catalog.known()})")
     if not isinstance(params, dict):
         problems.append(f"{where}: parameters: must be a mapping of name to value")
     elif isinstance(pipeline, str) and pipeline in catalog:

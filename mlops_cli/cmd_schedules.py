@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--var", action="append", default=[], metavar="NAME=VALUE", help="set a ${NAME} of the rules file"
     )
+    p.add_argument(
+        "--templates",
+        type=Path,
+        help="compiled templates: their manifest is the catalog (default: compile the pipelines now)",
+    )
     p.add_argument("--count", type=int, default=5, help="fire times to list per schedule (default 5)")
     p.add_argument("--after", help="list fire times after this RFC 3339 time (default: now)")
     p.add_argument(
@@ -78,10 +83,14 @@ def _variables(text: str, pairs: list[str]) -> dict[str, str]:
 
 def _load(args: argparse.Namespace) -> Any:
     from events.routing import default_rules_text, load_rules
+    from pipelines.catalog import compiled_templates, load_catalog
 
     path = args.config or (Path(os.environ["MLOPS_CONFIG"]) if os.environ.get("MLOPS_CONFIG") else None)
     text = path.read_text(encoding="utf-8") if path else default_rules_text()
-    return load_rules(text, variables=_variables(text, args.var), source=str(path or "default rules"))
+    catalog = load_catalog(compiled_templates(args.templates, path))
+    return load_rules(
+        text, catalog=catalog, variables=_variables(text, args.var), source=str(path or "default rules")
+    )
 
 
 def schedules_document(rules: Any, *, after: datetime, count: int, topic: str) -> dict[str, Any]:
@@ -127,14 +136,16 @@ def _time(text: str, flag: str) -> datetime:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from events.catalog import CatalogError
     from events.errors import ConfigError
+    from pipelines.compile import CompileError
 
     try:
         rules = _load(args)
         after = _time(args.after, "--after") if args.after else datetime.now(UTC)
         if args.count < 1:
             raise ValueError("--count must be at least 1")
-    except (OSError, ValueError, ConfigError) as exc:
+    except (OSError, ValueError, ConfigError, CatalogError, CompileError) as exc:
         print(f"mlops-events schedules: {exc}", file=sys.stderr)
         return 2
     doc = schedules_document(rules, after=after, count=args.count, topic=args.topic)

@@ -245,10 +245,16 @@ def stack_publisher(project: str, pubsub: Mapping[str, Any], topic: str = RUN_RE
 
 
 def load_schedules(rules_file: Path, variables: Mapping[str, str]) -> tuple[Schedule, ...]:
+    """The schedules of a bundle's ``rules.yaml``, checked against the bundle's ``templates/``."""
     from events.routing import load_rules
+    from pipelines.catalog import load_catalog
 
+    catalog = load_catalog(rules_file.parent / "templates")
     return load_rules(
-        rules_file.read_text(encoding="utf-8"), variables=dict(variables), source=str(rules_file)
+        rules_file.read_text(encoding="utf-8"),
+        catalog=catalog,
+        variables=dict(variables),
+        source=str(rules_file),
     ).schedules
 
 

@@ -31,6 +31,18 @@ schedules:
 """
 
 
+TEMPLATES: list[str] = []  # compiled once per module (else every call compiles the pipelines first)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def templates(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from pipelines.compile import compile_all
+
+    out = tmp_path_factory.mktemp("templates")
+    compile_all(out)
+    TEMPLATES[:] = [str(out)]
+
+
 @pytest.fixture
 def rules_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("ALERTS_TOPIC", "DATA_BUCKET", "MLOPS_CONFIG", "RUN_REQUESTS_TOPIC"):
@@ -43,7 +55,19 @@ def rules_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_listing_names_fire_times_in_the_zone_and_utc(
     rules_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["schedules", "--config", str(rules_file), "--after", "2026-03-28T00:00:00Z", "--count", "2"])
+    code = main(
+        [
+            "schedules",
+            "--templates",
+            TEMPLATES[0],
+            "--config",
+            str(rules_file),
+            "--after",
+            "2026-03-28T00:00:00Z",
+            "--count",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out.splitlines()
     assert code == 1  # paris-night's pipeline is not allowed by the run-request rule
     assert out == [
@@ -74,7 +98,7 @@ def test_json_gives_each_fire_its_idempotency_key(
     rules_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["schedules", "--config", str(rules_file), "--after", "2026-10-24T12:00:00Z", "--count", "3", "--json",
+        ["schedules", "--templates", TEMPLATES[0], "--config", str(rules_file), "--after", "2026-10-24T12:00:00Z", "--count", "3", "--json",
          "--var", "DATA_BUCKET=prod-data", "--topic", "mlops-run-requests"]
     )  # fmt: skip
     doc = json.loads(capsys.readouterr().out)
@@ -95,7 +119,17 @@ def test_json_gives_each_fire_its_idempotency_key(
 
 
 def test_the_demo_schedule_launches(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["schedules", "--config", str(ROOT / "demo" / "rules.yaml"), "--count", "1"])
+    code = main(
+        [
+            "schedules",
+            "--templates",
+            TEMPLATES[0],
+            "--config",
+            str(ROOT / "demo" / "rules.yaml"),
+            "--count",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("monitor-churn: 0 */6 * * * (UTC) -> monitoring")
     assert "routing: launches monitoring" in out
@@ -105,10 +139,23 @@ def test_no_schedules_and_bad_ones(rules_file: Path, capsys: pytest.CaptureFixtu
     assert main(["schedules"]) == 0
     assert capsys.readouterr().out == "default rules: no schedules\n"
     rules_file.write_text(RULES.replace('cron: "30 2 * * *"', 'cron: "30 2 * *"'))
-    assert main(["schedules", "--config", str(rules_file)]) == 2
+    assert main(["schedules", "--templates", TEMPLATES[0], "--config", str(rules_file)]) == 2
     err = capsys.readouterr().err
     assert "schedule paris-night: cron '30 2 * *': expected five fields" in err
-    assert main(["schedules", "--config", str(rules_file), "--after", "2026-01-01T00:00:00"]) == 2
+    assert (
+        main(
+            [
+                "schedules",
+                "--templates",
+                TEMPLATES[0],
+                "--config",
+                str(rules_file),
+                "--after",
+                "2026-01-01T00:00:00",
+            ]
+        )
+        == 2
+    )
 
 
 def test_fire_needs_a_running_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

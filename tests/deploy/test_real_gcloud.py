@@ -18,7 +18,7 @@ from deploy.config import Deployment
 from deploy.functions import deploy_plan
 from deploy.plan import Ensure, EnsureRole, render_script
 from deploy.setup import setup_plan
-from events.routing import load_rules
+from tests.catalog import load_rules
 from tests.deploy import real_gcloud
 from tests.deploy.real_gcloud import Checked, RealGcloud, Stub
 

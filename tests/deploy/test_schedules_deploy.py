@@ -19,8 +19,9 @@ from deploy.functions import deploy_plan
 from deploy.plan import Ensure, Executor, Prune, render_script
 from deploy.schedules import job_name
 from deploy.setup import setup_plan
-from events.routing import default_rules_text, load_rules
+from events.routing import default_rules_text
 from mlops_cli.cmd_gcp import iam_table
+from tests.catalog import load_rules
 
 PROJECT, REGION = "demo-project-1", "europe-west1"
 ROOT = Path(__file__).resolve().parents[2]

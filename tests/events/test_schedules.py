@@ -14,8 +14,9 @@ from events import envelope, parse
 from events.cron import Cron, CronError, time_zone
 from events.decision import Launch
 from events.errors import ConfigError
-from events.routing import default_rules_text, load_rules, route
+from events.routing import default_rules_text, route
 from events.schedules import delivered_event, routing_problems
+from tests.catalog import load_rules
 
 DEMO_RULES = Path(__file__).resolve().parents[2] / "demo" / "rules.yaml"
 RUN_REQUEST_RULE = """
@@ -235,13 +236,13 @@ schedules:
         "schedule dup: time_zone: time zone 'Mars/Olympus' is not in the tz database "
         "(use an IANA name such as Europe/Paris or UTC)",
         "schedule dup: pipeline: unknown pipeline 'nope' "
-        "(known: training, retraining, evaluation, deployment, monitoring, batch_prediction)",
+        "(known: batch_prediction, deployment, evaluation, monitoring, retraining, training, training_stepwise)",
         "schedule dup: the name is used twice",
         "schedule dup: unknown key(s) colour (use: cron, description, name, parameters, pipeline, time_zone)",
         "schedule dup: parameters.service_account: not allowed: rules choose data, never authority",
         "schedule dup: parameters.psi_threshold: parameter 'psi_threshold' must be float, got str",
         "schedule dup: parameters.bogus: pipeline 'monitoring' has no such parameter (it takes: "
-        "model_name, serving_uri, reference_uri, psi_threshold, alerts_topic, trigger)",
+        "alerts_topic, model_name, psi_threshold, reference_uri, serving_uri, trigger)",
         "schedule dup: parameters: pipeline 'monitoring' requires model_name",
         "schedule dup: parameters.alerts_topic: a schedule has no event to fill {placeholders} from; "
         "write the value",

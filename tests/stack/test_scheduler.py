@@ -17,12 +17,13 @@ import pytest
 
 from events import envelope, parse
 from events.decision import Launch
-from events.routing import load_rules, route
+from events.routing import route
 from stack.bridge import Deliverer
 from stack.config import RetryPolicy
 from stack.dispatch import Dispatcher
 from stack.emulators import free_port
 from stack.scheduler import ManualClock, SchedulePlayer, fire_schedule, stack_publisher
+from tests.catalog import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = """
@@ -42,6 +43,16 @@ schedules:
     pipeline: batch_prediction
     parameters: {model_name: churn, data_uri: "gs://data/score/"}
 """
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compiled pipelines, as a bundle carries them (its manifest is the catalog)."""
+    from pipelines.compile import compile_all
+
+    out = tmp_path_factory.mktemp("templates")
+    compile_all(out)
+    return out
 
 
 def utc(text: str) -> datetime:
@@ -228,10 +239,11 @@ def test_a_tick_reaches_the_run_request_function_and_twice_is_one_job(dispatcher
     assert len(set(jobs)) == 1  # two deliveries (two message ids), one Vertex job id
 
 
-def test_fire_schedule_against_a_running_stack(dispatcher: Any, tmp_path: Path) -> None:
+def test_fire_schedule_against_a_running_stack(dispatcher: Any, tmp_path: Path, templates: Path) -> None:
     d, received = dispatcher
     bundle = tmp_path / "bundle"
     bundle.mkdir()
+    (bundle / "templates").symlink_to(templates)
     (bundle / "rules.yaml").write_text((ROOT / "demo" / "rules.yaml").read_text())
     info = {
         "project": "local-project",
@@ -251,11 +263,14 @@ def test_fire_schedule_against_a_running_stack(dispatcher: Any, tmp_path: Path) 
     assert event.fields()["requested_by"] == "schedule monitor-churn"
 
 
-def test_a_player_that_does_not_play_fires_only_when_asked(dispatcher: Any, tmp_path: Path) -> None:
+def test_a_player_that_does_not_play_fires_only_when_asked(
+    dispatcher: Any, tmp_path: Path, templates: Path
+) -> None:
     """The demo's stack (StackConfig.play_schedules=False): no tick of the clock adds a run."""
     from stack.scheduler import start_player
 
     d, received = dispatcher
+    (tmp_path / "templates").symlink_to(templates)
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES.replace('cron: "0 */6 * * *"', 'cron: "* * * * *"'))  # every minute
     player = start_player(rules, {}, project="local-project", pubsub={"mode": "embedded", "url": d.url},
