@@ -31,6 +31,7 @@ _OVERRIDES = (
     ("pipeline-sa", "pipeline service account id (default: <prefix>-pipelines)"),
     ("trigger-sa", "trigger service account id (default: <prefix>-triggers)"),
     ("build-sa", "Cloud Build service account id (default: <prefix>-build)"),
+    ("scheduler-sa", "service account the Cloud Scheduler jobs publish as (default: <prefix>-scheduler)"),
 )
 _INTS = (
     ("min-instances", "minimum instances per function (default: 0)"),
@@ -51,7 +52,11 @@ def _add_deployment_args(p: argparse.ArgumentParser, *, required: bool = True) -
         help="fix the audit-log triggers to these ModelService methods (comma-separated) instead of "
         "deriving them from the rules; a rule needing another method is then an error",
     )
-    p.add_argument("--audit-api-versions", help="API versions of the audit methodName (default: v1)")
+    p.add_argument(
+        "--audit-api-versions",
+        help="deliver exactly these methodName spellings (v1, v1beta1, ui; comma-separated) for every "
+        "audit method (default, per method: v1, the console's ui, and v1beta1 where gcloud beta calls it)",
+    )
 
 
 def deployment(args: argparse.Namespace) -> Deployment:
@@ -63,7 +68,7 @@ def deployment(args: argparse.Namespace) -> Deployment:
     overrides: dict[str, Any] = {
         n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n, _ in _OVERRIDES
     }
-    for sa in ("function", "pipeline", "trigger", "build"):
+    for sa in ("function", "pipeline", "trigger", "build", "scheduler"):
         overrides[f"{sa}_sa_id"] = overrides.pop(f"{sa}_sa")
     overrides.update({n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n, _ in _INTS})
     overrides["fixed_audit_methods"] = split(args.audit_methods)
@@ -80,7 +85,10 @@ def register(subparsers: Any) -> None:
     setup.add_argument("--dry-run", action="store_true", help="print the commands as a script, run nothing")
     setup.set_defaults(func=run_setup)
 
-    deploy = sub.add_parser("deploy-functions", help="deploy the four functions and their triggers")
+    deploy = sub.add_parser(
+        "deploy-functions",
+        help="deploy the four functions, their triggers and the Cloud Scheduler jobs of the schedules",
+    )
     _add_deployment_args(deploy)
     deploy.add_argument(
         "--bundle", type=Path, default=Path("build/bundle"), help="from `mlops-events bundle`"
@@ -127,15 +135,30 @@ def run_setup(args: argparse.Namespace) -> int:
         return 2
 
 
+def deploy_catalog(bundle: Path | None, rules: Path | None = None) -> Any:
+    """The bundle's catalog (its templates' manifest); before any bundle, the pipelines compiled now."""
+    from pipelines.catalog import compiled_templates, load_catalog
+
+    bundled = bundle / "templates" if bundle is not None else None
+    if bundled is not None and (bundled / "manifest.json").is_file():
+        return load_catalog(bundled)
+    return load_catalog(compiled_templates(None, rules))
+
+
 def load_deploy_rules(d: Deployment, bundle: Path, rules: Path | None) -> Any:
     from events.routing import default_rules_text, load_rules
 
     # An explicit --rules must exist; else the bundle's rules.yaml (what the functions will load),
     # else (a dry run before any bundle) the shipped rules, which the bundle copies by default.
     path = rules or (bundle / "rules.yaml")
+    catalog = deploy_catalog(bundle, rules)
     if rules is None and not path.is_file():
-        return load_rules(default_rules_text(), variables=d.rule_variables(), source="default rules")
-    return load_rules(path.read_text(encoding="utf-8"), variables=d.rule_variables(), source=str(path))
+        return load_rules(
+            default_rules_text(), catalog=catalog, variables=d.rule_variables(), source="default rules"
+        )
+    return load_rules(
+        path.read_text(encoding="utf-8"), catalog=catalog, variables=d.rule_variables(), source=str(path)
+    )
 
 
 def run_deploy_functions(args: argparse.Namespace) -> int:
@@ -163,7 +186,9 @@ def iam_table(d: Deployment, rules: Any = None) -> str:
     from deploy.functions import invoker_bindings
     from events.routing import default_rules_text, load_rules
 
-    rules = rules or load_rules(default_rules_text(), variables=d.rule_variables())
+    rules = rules or load_rules(
+        default_rules_text(), catalog=deploy_catalog(None), variables=d.rule_variables()
+    )
     names = {sa.member: f"`{sa.account_id}`" for sa in d.service_accounts}
     rows = ["| principal | role | on | why |", "|---|---|---|---|"]
     for b in (*d.bindings(), *invoker_bindings(d, rules)):

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import tempfile
 import time
 import uuid
@@ -70,18 +71,19 @@ rules:
 """
 
 
-def stub_templates(directory: Path) -> Path:
-    """Minimal templates + manifest: the Vertex stand-in records jobs, it runs nothing."""
-    from pipelines.catalog import PIPELINES
+_compiled: Path | None = None
 
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {"pipelines": {}, "kfp_version": "stub"}
-    for name in PIPELINES:
-        (directory / f"{name}.yaml").write_text(
-            f"pipelineInfo: {{name: {name}}}\nroot: {{}}\n", encoding="utf-8"
-        )
-        manifest["pipelines"][name] = {"file": f"{name}.yaml", "sha256": "0" * 64}
-    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+def stub_templates(directory: Path) -> Path:
+    """The real compiled templates (their manifest is the catalog the functions route with),
+    compiled once per process and copied into ``directory``. The Vertex stand-in runs nothing."""
+    global _compiled
+    if _compiled is None:
+        from pipelines.compile import compile_all
+
+        _compiled = Path(tempfile.mkdtemp(prefix="mlops-templates-"))
+        compile_all(_compiled)
+    shutil.copytree(_compiled, directory, dirs_exist_ok=True)
     return directory
 
 

@@ -8,9 +8,10 @@ import pytest
 
 from events import envelope, keys, parse
 from events.decision import Launch
-from events.routing import default_rules_text, load_rules, route
+from events.routing import default_rules_text, route
 from events.template import placeholders, render
 from tests import samples
+from tests.catalog import load_rules
 
 RULES = load_rules(default_rules_text(), variables={"DATA_BUCKET": "demo-data"})
 
