@@ -129,7 +129,8 @@ def test_faults_duplicates_and_concurrency_lead_to_exactly_one_run_each(
         if "retraining" not in job["labels"]["mlops-pipeline"]
     )
     assert uris == sorted(
-        [d_uri for d_uri in (f"gs://data/incoming/m/f{i}.csv" for i in range(12))] + ["gs://data/requests/x.csv"]
+        [d_uri for d_uri in (f"gs://data/incoming/m/f{i}.csv" for i in range(12))]
+        + ["gs://data/requests/x.csv"]
     )
 
 
