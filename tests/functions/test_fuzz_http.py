@@ -116,7 +116,7 @@ def body(draw: Any, kind: str) -> bytes:
         payload = draw(message_payload("json" if kind == "pubsub" else kind))
         message = {
             "data": base64.b64encode(payload).decode(),
-            "messageId": draw(latin1),
+            "messageId": draw(latin1.filter(bool)),
             "publishTime": draw(st.sampled_from(TIMES)),
         }
         return json.dumps({"message": message, "subscription": "projects/p/subscriptions/s"}).encode()  # fmt: skip
