@@ -13,7 +13,8 @@ import flask
 import functions_framework
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from functions.runtime import runtime
+from events.envelope import STRUCTURED_CONTENT_TYPE, decode_header_value, encode_header_value
+from functions.runtime import OUTCOME_HEADER, runtime
 
 _STORAGE = frozenset({"storage.object.finalized"})
 _ALERTS = frozenset({"monitoring.alert"})
@@ -22,7 +23,16 @@ _RUN_REQUESTS = frozenset({"run.request"})
 
 
 def _handle(entry_point: str, accepts: frozenset[str], cloud_event: Any) -> None:
-    runtime().handle(entry_point, accepts, cloud_event.get_attributes(), cloud_event.get_data())
+    attributes = cloud_event.get_attributes()
+    if flask.request.mimetype != STRUCTURED_CONTENT_TYPE:  # binary mode: ce-* headers (HTTP binding 3.1.3.2)
+        attributes = {k: decode_header_value(v) if isinstance(v, str) else v for k, v in attributes.items()}
+    outcome = runtime().handle(entry_point, accepts, attributes, cloud_event.get_data())
+    summary = encode_header_value(outcome.summary())
+
+    @flask.after_this_request
+    def _tell(response: flask.Response) -> flask.Response:
+        response.headers[OUTCOME_HEADER] = summary
+        return response
 
 
 @functions_framework.cloud_event
@@ -51,7 +61,7 @@ def on_run_request(cloud_event: Any) -> None:
 
 @functions_framework.errorhandler(BadRequest)
 @functions_framework.errorhandler(UnsupportedMediaType)
-def not_a_cloud_event(error: Exception) -> tuple[str, int]:
+def not_a_cloud_event(error: Exception) -> tuple[str, int, dict[str, str]]:
     """The framework rejects requests that are not CloudEvents (missing ce-id, bad JSON, empty body)
     before our code runs. Eventarc redelivers every non-2xx answer, so a 4xx would be retried for
     days: record a dead letter with the clear reason and acknowledge instead."""
@@ -59,4 +69,5 @@ def not_a_cloud_event(error: Exception) -> tuple[str, int]:
     reason = runtime().reject_request(
         flask.current_app.name, dict(request.headers), request.get_data(), request.path
     )
-    return f"rejected (recorded as a dead letter): {reason}\n", 200
+    outcome = encode_header_value(f"dead-lettered: {reason}")
+    return f"rejected (recorded as a dead letter): {reason}\n", 200, {OUTCOME_HEADER: outcome}

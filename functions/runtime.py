@@ -36,6 +36,10 @@ from pipelines.launch.base import (
     TransientLaunchError,
 )
 
+# The answer header that says what the function did with an event (Outcome.summary()), for
+# `mlops-events replay`: a permanent error is answered 200 too, so the status alone does not tell.
+OUTCOME_HEADER = "Mlops-Events-Outcome"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -44,6 +48,16 @@ class Outcome:
     decision: Decision
     event: Event | None = None
     launch: LaunchResult | None = None
+
+    def summary(self) -> str:
+        """``launched: JOB (created)``, ``skipped: REASON`` or ``dead-lettered: REASON``."""
+        if self.launch is not None:
+            return f"launched: {self.launch.job_id} ({self.launch.status})"
+        if isinstance(self.decision, Skip):
+            return f"skipped: {self.decision.reason}"
+        if isinstance(self.decision, Reject):
+            return f"dead-lettered: {self.decision.reason}"
+        return type(self.decision).__name__.lower()
 
 
 class Runtime:
