@@ -92,8 +92,16 @@ def lineage_svg(lineage: Lineage) -> str:
     pos: dict[str, tuple[int, int]] = {}
     height_of = {n: PAD * 2 + LINE_H * len(lines[n]) for n in nodes}
     y, widest = 10, 0
+    parents: dict[str, list[str]] = {}
+    for a, b in edges:
+        parents.setdefault(b, []).append(a)
     for band in sorted(bands):
-        members = bands[band]
+        # Under their parents, left to right: fewer crossing arrows.
+        def under(n: str) -> float:
+            xs = [pos[a][0] for a in parents.get(n, []) if a in pos]
+            return sum(xs) / len(xs) if xs else 0.0
+
+        members = sorted(bands[band], key=under)
         for start in range(0, len(members), per_row):
             row = members[start : start + per_row]
             for i, n in enumerate(row):
