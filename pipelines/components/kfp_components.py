@@ -1,9 +1,10 @@
 """The ``@dsl.component`` wrappers: a few lines each, the logic lives in ``steps``.
 
-Every component runs on ``BASE_IMAGE``, an image with this project installed with its ``ml``
-extra (see the Dockerfile); under kfp.local the current environment plays that part. So there
-is no ``packages_to_install`` and no kfp install step (``install_kfp_package=False``): the image
-has the same pinned versions as a developer's environment, and a local task starts in a second.
+Every component runs on ``BASE_IMAGE``, an image with this project installed with its
+``pipelines`` extra (see the Dockerfile); under kfp.local the current environment plays that part.
+So there is no ``packages_to_install`` and no kfp install step (``install_kfp_package=False``): the
+image has the versions of uv.lock, as a developer's environment does, and a local task starts in a
+second.
 Imports sit inside the functions because KFP ships each function's source on its own.
 """
 
