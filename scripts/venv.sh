@@ -33,6 +33,14 @@ find_uv() {
         return 0
     fi
     say "uv is not on PATH: installing uv $UV_VERSION into $BOOT (once, a few seconds)"
+    # pip --target needs no venv (and is allowed where the system Python is externally managed);
+    # a Python without pip gets a small venv of its own instead.
+    if "$PYTHON" -m pip install --disable-pip-version-check --target "$BOOT" "uv==$UV_VERSION" >&2 \
+        && [[ -x $BOOT/bin/uv ]]; then
+        echo "$BOOT/bin/uv"
+        return 0
+    fi
+    rm -rf "$BOOT"
     if "$PYTHON" -m venv "$BOOT" && "$BOOT/bin/python" -m pip install --disable-pip-version-check "uv==$UV_VERSION" >&2 \
         && [[ -x $BOOT/bin/uv ]]; then
         echo "$BOOT/bin/uv"
