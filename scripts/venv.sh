@@ -67,7 +67,7 @@ install_with_uv() {
 install_with_pip() {
     local args=()
     for extra in "$@"; do args+=(--extra "$extra"); done
-    say "uv is not available: installing with pip instead. This is the slow path (1-2 minutes);"
+    say "uv is not available: installing with pip instead. This is the slow path (a few minutes);"
     say "put uv on PATH (or let this script fetch it from the index) for a set-up in seconds."
     [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip
