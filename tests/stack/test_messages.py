@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlops_cli.main import main
-from stack.config import StackConfig, StackError, command_hint, require_stack
+from stack.config import StackConfig, StackError, require_stack
 from stack.up import start_detached
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +27,8 @@ def dead_pid() -> int:
 def test_hints_name_a_state_directory_that_is_not_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from stack.config import command_hint
+
     monkeypatch.chdir(tmp_path)
     assert command_hint("down", Path(".mlops-local")) == "`mlops-events down`"
     assert command_hint("down", tmp_path / ".mlops-local") == "`mlops-events down`"
