@@ -316,7 +316,7 @@ def test_set_up_uses_uv_on_path_with_the_lock(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{bin_}:/usr/bin:/bin", "VENV": "venv-x"}
     subprocess.run(["bash", "scripts/venv.sh", "install", "dev"], cwd=work, env=env, check=True)
     calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls[-1] == "venv-x sync --locked --python python3 --extra dev"
+    assert calls[-1] == "venv-x sync --locked --compile-bytecode --python python3 --extra dev"
 
 
 def test_set_up_falls_back_to_pip_and_says_it_is_slow(tmp_path: Path) -> None:
