@@ -9,10 +9,8 @@ Three deliveries are accepted (CloudEvents 1.0 HTTP protocol binding, section 3)
   headers, as functions-framework converts it: type ``messagePublished``, source
   ``//pubsub.googleapis.com/projects/P/topics/T`` from the request path, id = ``messageId``.
 
-Binary-mode header values are percent-decoded (HTTP binding 3.1.3.2: space, ``"``, ``%`` and
-everything outside printable ASCII travel as UTF-8 ``%XX``). The CloudEvents SDK that
-functions-framework uses does not decode them, so ``functions.main`` does (``decode_header_value``)
-and both paths give the same context. A value that does not decode (``100%``) is kept as sent.
+Header values are taken as sent, not percent-decoded: the CloudEvents SDK that functions-framework
+uses does not decode them either, and both paths must give the same context.
 
 The data is decoded JSON when it is JSON (whatever the content type says: Google sends JSON data
 as ``application/json``, but a test harness may not), else the raw bytes; ``events.parse`` decides
@@ -26,7 +24,6 @@ import binascii
 import hashlib
 import json
 import re
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,7 +72,6 @@ def from_http(headers: Mapping[str, str], body: bytes, path: str = "/") -> RawEv
         missing = [f"ce-{name}" for name in REQUIRED_ATTRIBUTES if not ce_headers.get(name)]
         if missing:
             raise EnvelopeError(f"binary-mode CloudEvent is missing header(s): {', '.join(missing)}")
-        ce_headers = {k: decode_header_value(v) for k, v in ce_headers.items()}
         return _make(ce_headers, _decode_data(body), content_type, where="header ce-")
     doc = _try_json(body)
     if isinstance(doc, dict) and isinstance(doc.get("message"), dict):
@@ -85,25 +81,6 @@ def from_http(headers: Mapping[str, str], body: bytes, path: str = "/") -> RawEv
         f"{content_type or '(none)'} is not {STRUCTURED_CONTENT_TYPE}, "
         "and the body is not a Pub/Sub push envelope"
     )
-
-
-def encode_header_value(value: str) -> str:
-    """A ``ce-*`` header value as the HTTP binding writes it (3.1.3.2)."""
-    return "".join(
-        c if "!" <= c <= "~" and c not in '"%' else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
-        for c in value
-    )
-
-
-def decode_header_value(value: str) -> str:
-    """The attribute value of a ``ce-*`` header; a value that is not valid percent-encoded UTF-8
-    (a sender that does not encode: ``100%``) is kept as sent."""
-    if "%" not in value:
-        return value
-    try:
-        return urllib.parse.unquote(value, errors="strict")
-    except UnicodeDecodeError:
-        return value
 
 
 def from_attributes(attributes: Mapping[str, Any], data: Any) -> RawEvent:

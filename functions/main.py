@@ -13,8 +13,7 @@ import flask
 import functions_framework
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from events.envelope import STRUCTURED_CONTENT_TYPE, decode_header_value, encode_header_value
-from functions.runtime import OUTCOME_HEADER, runtime
+from functions.runtime import OUTCOME_HEADER, outcome_header_value, runtime
 
 _STORAGE = frozenset({"storage.object.finalized"})
 _ALERTS = frozenset({"monitoring.alert"})
@@ -23,11 +22,8 @@ _RUN_REQUESTS = frozenset({"run.request"})
 
 
 def _handle(entry_point: str, accepts: frozenset[str], cloud_event: Any) -> None:
-    attributes = cloud_event.get_attributes()
-    if flask.request.mimetype != STRUCTURED_CONTENT_TYPE:  # binary mode: ce-* headers (HTTP binding 3.1.3.2)
-        attributes = {k: decode_header_value(v) if isinstance(v, str) else v for k, v in attributes.items()}
-    outcome = runtime().handle(entry_point, accepts, attributes, cloud_event.get_data())
-    summary = encode_header_value(outcome.summary())
+    outcome = runtime().handle(entry_point, accepts, cloud_event.get_attributes(), cloud_event.get_data())
+    summary = outcome_header_value(outcome.summary())
 
     @flask.after_this_request
     def _tell(response: flask.Response) -> flask.Response:
@@ -69,5 +65,5 @@ def not_a_cloud_event(error: Exception) -> tuple[str, int, dict[str, str]]:
     reason = runtime().reject_request(
         flask.current_app.name, dict(request.headers), request.get_data(), request.path
     )
-    outcome = encode_header_value(f"dead-lettered: {reason}")
+    outcome = outcome_header_value(f"dead-lettered: {reason}")
     return f"rejected (recorded as a dead letter): {reason}\n", 200, {OUTCOME_HEADER: outcome}

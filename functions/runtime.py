@@ -10,9 +10,11 @@ Error policy, because Eventarc and Pub/Sub redeliver every non-2xx answer:
 
 from __future__ import annotations
 
+import string
 import threading
 import time
 import traceback
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +41,11 @@ from pipelines.launch.base import (
 # The answer header that says what the function did with an event (Outcome.summary()), for
 # `mlops-events replay`: a permanent error is answered 200 too, so the status alone does not tell.
 OUTCOME_HEADER = "Mlops-Events-Outcome"
+
+
+def outcome_header_value(summary: str) -> str:
+    """``summary`` as a header value: printable ASCII as is, ``%`` and anything else as UTF-8 %XX."""
+    return urllib.parse.quote(summary, safe=" " + string.punctuation.replace("%", ""))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,12 @@ the Vertex job id from what the event is about, so a record replayed twice still
 
 ``--to`` is one URL for every record, ``ENTRY_POINT=URL`` per entry point, or a URL with an
 ``{entry_point}`` placeholder. The event time is set to now (``--keep-time`` keeps it), otherwise a
-record older than MAX_EVENT_AGE_SECONDS would be dropped again. Header values are percent-encoded
-as the CloudEvents HTTP binding requires (3.1.3.2).
+record older than MAX_EVENT_AGE_SECONDS would be dropped again.
+
+Attribute values travel as they were recorded. Binary mode carries them as sent, as Eventarc does
+(it does not percent-encode: an audit event's id holds ``%2F`` literally, and the function reads
+header values as sent). A record with a value no HTTP header can carry (non-ASCII, a line break:
+legal in structured mode) is sent in structured mode instead, so it arrives unchanged.
 
 Each record is reported with what the function did, read from its ``Mlops-Events-Outcome`` answer
 header (a permanent error is answered 200 too): ``launched``, ``skipped`` (both accepted),
@@ -24,15 +28,17 @@ replayed in the same run. Exit 0 only when every record was accepted.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from events.envelope import decode_header_value, encode_header_value
+from events.envelope import STRUCTURED_CONTENT_TYPE
 from functions.dead_letter import SCHEMA, decode_data
 
 
@@ -43,22 +49,45 @@ class Record:
     ack_id: str | None = None
 
 
+def header_safe(value: str) -> bool:
+    """Printable ASCII (space included): what an HTTP header carries exactly as it is."""
+    return all(" " <= c <= "~" for c in value)
+
+
 def http_request(record: Mapping[str, Any], *, keep_time: bool = False) -> tuple[dict[str, str], bytes]:
-    """Headers and body of a binary-mode CloudEvent rebuilt from a dead-letter record."""
+    """Headers and body of the CloudEvent rebuilt from a dead-letter record: binary mode, or
+    structured mode when an attribute value cannot travel in a header."""
     event = record.get("event") or {}
-    attributes: Mapping[str, Any] = event.get("attributes") or {}
-    headers: dict[str, str] = {}
-    for key, value in attributes.items():
-        lower = key.lower()
+    raw: dict[str, str] = {}  # the headers of a request the framework could not read: as they came
+    attributes: dict[str, str] = {}
+    content_type: str | None = None
+    for key, value in (event.get("attributes") or {}).items():
+        lower = str(key).lower()
         if lower in ("content-type", "datacontenttype"):
-            headers["content-type"] = str(value)
+            content_type = str(value)
         elif lower.startswith("ce-"):
-            headers[lower] = str(value)  # the raw headers of a request the framework could not read
+            raw[lower] = str(value)
         elif lower != "data":
-            headers[f"ce-{lower}"] = encode_header_value(str(value))
-    if not keep_time and "ce-time" in headers:
-        headers["ce-time"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            attributes[lower] = str(value)
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    if not keep_time:
+        for where, name in ((attributes, "time"), (raw, "ce-time")):
+            if name in where:
+                where[name] = now
     data = decode_data(event.get("data"))
+    if not raw and not all(header_safe(v) for v in [*attributes.values(), content_type or ""]):
+        doc: dict[str, Any] = dict(attributes)
+        if content_type:
+            doc["datacontenttype"] = content_type
+        if isinstance(data, bytes | str):
+            raw_data = data if isinstance(data, bytes) else data.encode("utf-8")
+            doc["data_base64"] = base64.b64encode(raw_data).decode("ascii")
+        elif data is not None:
+            doc["data"] = data
+        return {"content-type": STRUCTURED_CONTENT_TYPE}, json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    headers = {f"ce-{k}": v for k, v in attributes.items()} | raw
+    if content_type:
+        headers["content-type"] = content_type
     if isinstance(data, bytes):
         body = data
     elif isinstance(data, str):
@@ -159,7 +188,8 @@ def replay_one(session: Any, item: Record, targets: list[str], *, keep_time: boo
     if url is None:
         return "not sent", f"{item.where}: no --to for entry point {entry_point!r}"
     headers, body = http_request(record, keep_time=keep_time)
-    what = f"{item.where} {entry_point} id={decode_header_value(headers.get('ce-id', '?'))}"
+    event_id = ((record.get("event") or {}).get("attributes") or {}).get("id") or headers.get("ce-id", "?")
+    what = f"{item.where} {entry_point} id={event_id}"
     was = str(record.get("reason", ""))[:100]
     try:
         response = session.post(url, data=body, headers=headers, timeout=60)
@@ -167,7 +197,7 @@ def replay_one(session: Any, item: Record, targets: list[str], *, keep_time: boo
         return "failed", f"{what} -> {exc} (was: {was})"
     if not 200 <= response.status_code < 300:
         return "failed", f"{what} -> HTTP {response.status_code}: {response.text[:200].strip()} (was: {was})"
-    outcome = decode_header_value(response.headers.get(OUTCOME_HEADER, ""))
+    outcome = urllib.parse.unquote(response.headers.get(OUTCOME_HEADER, ""))
     kind, _, detail = outcome.partition(": ")
     if kind not in ("launched", "skipped", "dead-lettered"):
         return (
