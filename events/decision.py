@@ -23,6 +23,7 @@ class RunRequest:
     rule: str
     enable_caching: bool | None = None  # None: the template's own default
     template_digest: str | None = None
+    template_uri: str | None = None  # an Artifact Registry template: sent as templateUri
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,12 @@ and field, so a bad deploy fails in CI rather than at the first event:
 - unknown pipelines, parameters the pipeline does not declare or that carry authority
   (service account, pipeline root, project, region, template), constants of the wrong type;
 - placeholders that name fields the event kind does not have;
-- ``${VAR}`` references to variables that are not set.
+- ``${VAR}`` references to variables that are not set;
+- ``models:`` settings (``events.models``) and ``pipelines:`` references to templates from
+  elsewhere (``declared_pipelines``).
+
+The catalog (``events.catalog.Catalog``, read from the compiled templates' manifest) is given as
+a value: this module imports nothing from ``pipelines/``.
 """
 
 from __future__ import annotations
@@ -21,109 +26,17 @@ from typing import Any, Final
 
 import yaml
 
+from events.catalog import PIPELINE_NAME_RE, REGISTRY_TEMPLATE_RE, RESERVED_PARAMETERS, Catalog, PipelineSpec
 from events.errors import ConfigError
 from events.model import EVENT_KINDS, REGISTRY_METHODS
+from events.models import SETTINGS_ONLY, ModelsSection, load_models
 from events.options import OPTION_VALIDATORS
+from events.rule_tables import KIND_FIELDS, MATCH_KEYS
 from events.template import TemplateError, placeholders
-from pipelines.catalog import PIPELINES, RESERVED_PARAMETERS, PipelineSpec
 
-_PUBSUB: Final = ("topic", "attributes")
-# Which match criteria apply to which event kind.
-MATCH_KEYS: Final[dict[str, frozenset[str]]] = {
-    "storage.object.finalized": frozenset(
-        {"bucket", "prefix", "glob", "exclude", "suffix", "content_type", "min_size", "max_size", "metadata"}
-    ),
-    "monitoring.alert": frozenset(
-        {*_PUBSUB, "state", "source", "policy_name", "policy_labels", "model", "is_test"}
-    ),
-    "run.request": frozenset({*_PUBSUB, "pipeline"}),
-    "pubsub.message": frozenset(_PUBSUB),
-    "model_registry": frozenset({"method", "alias", "model", "api_version"}),
-    "audit.log": frozenset({"service", "method"}),
-}
-
-# The fields each kind exposes to placeholders (``fields()`` of events.model; a test keeps them in step).
-KIND_FIELDS: Final[dict[str, frozenset[str]]] = {
-    "storage.object.finalized": frozenset(
-        {
-            "kind",
-            "bucket",
-            "name",
-            "uri",
-            "dirname",
-            "basename",
-            "stem",
-            "suffix",
-            "parts",
-            "dataset",
-            "generation",
-            "metageneration",
-            "size",
-            "content_type",
-            "md5_hash",
-            "crc32c",
-            "time_created",
-            "metadata",
-        }
-    ),
-    "pubsub.message": frozenset(
-        {"kind", "topic", "project", "message_id", "publish_time", "attributes", "data"}
-    ),
-    "monitoring.alert": frozenset(
-        {
-            "kind",
-            "topic",
-            "attributes",
-            "message_id",
-            "source",
-            "alert_id",
-            "state",
-            "model",
-            "policy_name",
-            "policy_labels",
-            "condition",
-            "summary",
-            "features",
-            "max_score",
-            "threshold",
-            "window",
-            "report_uri",
-            "is_test",
-        }
-    ),
-    "run.request": frozenset(
-        {
-            "kind",
-            "topic",
-            "attributes",
-            "message_id",
-            "pipeline",
-            "parameters",
-            "idempotency_key",
-            "requested_by",
-        }
-    ),
-    "model_registry": frozenset(
-        {
-            "kind",
-            "method",
-            "api_version",
-            "model",
-            "model_id",
-            "model_name",
-            "version",
-            "model_version",
-            "aliases",
-            "removed_aliases",
-            "display_name",
-            "principal",
-            "operation_id",
-        }
-    ),
-    "audit.log": frozenset({"kind", "service", "method", "resource_name", "principal", "operation_id"}),
-}
-
+_TOP_KEYS: Final = frozenset({"version", "rules", "models", "pipelines"})
 _RULE_KEYS: Final = frozenset({"name", "description", "on", "match", "launch", "skip"})
+_FUNCTION_RE: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _LAUNCH_KEYS: Final = frozenset({"pipeline", "parameters", "allow", "caching"})
 _NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _VAR_RE: Final = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
@@ -157,20 +70,22 @@ class Rule:
             return None
         return self.launch.pipeline
 
-    @property
-    def pipelines(self) -> tuple[str, ...]:
-        """Every pipeline this rule can launch."""
-        if self.launch is None:
-            return ()
-        if self.launch.pipeline_from_event:
-            return self.launch.allow or tuple(PIPELINES)
-        return (self.launch.pipeline,)
-
 
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     source: str = "rules"
+    catalog: Catalog = field(default_factory=Catalog)
+    models: ModelsSection = field(default_factory=ModelsSection)
+    declared: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # the pipelines: section
+
+    def pipelines_of(self, rule: Rule) -> tuple[str, ...]:
+        """Every pipeline ``rule`` can launch."""
+        if rule.launch is None:
+            return ()
+        if rule.launch.pipeline_from_event:
+            return rule.launch.allow or tuple(self.catalog)
+        return (rule.launch.pipeline,)
 
     def for_kind(self, kind: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.on == kind)
@@ -189,6 +104,16 @@ class RuleSet:
                 )
             methods.update(_as_list(wanted))
         return frozenset(methods)
+
+    def buckets_watched(self) -> frozenset[str]:
+        """Buckets a storage rule that launches watches: where runs may read and write by default."""
+        return frozenset(
+            b
+            for r in self.for_kind("storage.object.finalized")
+            if r.launch is not None
+            for b in _as_list(r.match.get("bucket", []))
+            if isinstance(b, str) and "*" not in b and "${" not in b
+        )
 
     def buckets(self) -> frozenset[str]:
         return frozenset(
@@ -223,27 +148,30 @@ def default_rules_text() -> str:
 def load_rules(
     text: str,
     *,
+    catalog: Catalog,
     variables: Mapping[str, str] | None = None,
     source: str = "rules",
-    catalog: Mapping[str, PipelineSpec] = PIPELINES,
 ) -> RuleSet:
-    """Parse and validate a rules file. Raises ConfigError listing every problem.
+    """Parse and validate a rules file against ``catalog``. Raises ConfigError listing every problem.
 
     ``variables=None`` checks a file before its deploy-time ``${VARIABLES}`` are known: they stay
     unresolved instead of being reported.
     """
     problems: list[str] = []
-    try:
-        doc = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], source) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
-        raise ConfigError(["the file must be a mapping with a 'rules' list"], source)
-    unknown_top = set(doc) - {"version", "rules"}
+    doc = _document(text, source)
+    unknown_top = set(doc) - _TOP_KEYS
     if unknown_top:
         problems.append(f"unknown top-level key(s): {', '.join(sorted(unknown_top))}")
     if doc.get("version", 1) != 1:
         problems.append(f"version {doc.get('version')!r} is not supported (expected 1)")
+    declared = _declared(doc.get("pipelines"), problems)
+    for name in declared:
+        if name not in catalog:
+            problems.append(
+                f"pipelines.{name}: declared here but not in the compiled templates "
+                f"(run `mlops-events compile --rules {source}`)"
+            )
+    models = load_models(_substitute_vars(doc.get("models"), variables, problems, "models"), problems)
 
     rules: list[Rule] = []
     seen: set[str] = set()
@@ -258,7 +186,62 @@ def load_rules(
             rules.append(rule)
     if problems:
         raise ConfigError(problems, source)
-    return RuleSet(tuple(rules), source)
+    return RuleSet(tuple(rules), source, catalog, models, declared)
+
+
+def declared_pipelines(text: str, *, source: str = "rules") -> dict[str, dict[str, str]]:
+    """The ``pipelines:`` section alone (what ``mlops-events compile --rules`` must build), checked
+    for shape; needs no catalog."""
+    problems: list[str] = []
+    declared = _declared(_document(text, source).get("pipelines"), problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return declared
+
+
+def _document(text: str, source: str) -> dict[str, Any]:
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], source) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise ConfigError(["the file must be a mapping with a 'rules' list"], source)
+    return doc
+
+
+def _declared(raw: Any, problems: list[str]) -> dict[str, dict[str, str]]:
+    """``pipelines: {name: {function: "pkg.mod:fn"} | {template: PATH_OR_REGISTRY_URI}}``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append("pipelines: must be a mapping of pipeline name to {function: ...} or {template: ...}")
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for name, entry in raw.items():
+        where = f"pipelines.{name}"
+        if not isinstance(name, str) or not PIPELINE_NAME_RE.match(name):
+            problems.append(f"{where}: the name must be lowercase letters, digits and '_' (at most 40)")
+            continue
+        if not isinstance(entry, Mapping) or len(entry) != 1 or set(entry) - {"function", "template"}:
+            problems.append(
+                f"{where}: give exactly one of function: MODULE:FUNCTION or template: PATH_OR_URI"
+            )
+            continue
+        kind, ref = next(iter(entry.items()))
+        if not isinstance(ref, str) or not ref:
+            problems.append(f"{where}.{kind}: must be text")
+        elif kind == "function" and not _FUNCTION_RE.match(ref):
+            problems.append(
+                f"{where}.function: {ref!r} is not MODULE:FUNCTION (e.g. my_pipelines.churn:pipeline)"
+            )
+        elif kind == "template" and ref.startswith("https://") and not REGISTRY_TEMPLATE_RE.match(ref):
+            problems.append(
+                f"{where}.template: {ref!r}: an Artifact Registry template must be pinned by digest "
+                "(https://REGION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/sha256:DIGEST), never a tag that can move"
+            )
+        else:
+            out[name] = {kind: ref}
+    return out
 
 
 def _substitute_vars(value: Any, variables: Mapping[str, str] | None, problems: list[str], where: str) -> Any:
@@ -285,7 +268,7 @@ def _substitute_vars(value: Any, variables: Mapping[str, str] | None, problems: 
     return _VAR_RE.sub(repl, value)
 
 
-def _load_rule(raw: Any, index: int, catalog: Mapping[str, PipelineSpec], problems: list[str]) -> Rule | None:
+def _load_rule(raw: Any, index: int, catalog: Catalog, problems: list[str]) -> Rule | None:
     where = f"rules[{index}]"
     if not isinstance(raw, dict):
         problems.append(f"{where}: must be a mapping")
@@ -355,9 +338,7 @@ def _check_match(where: str, on: str, match: Mapping[str, Any], problems: list[s
             problems.append(f"{where}: match.{key} must be a value or a list of values")
 
 
-def _load_launch(
-    where: str, on: str, raw: Any, catalog: Mapping[str, PipelineSpec], problems: list[str]
-) -> LaunchSpec | None:
+def _load_launch(where: str, on: str, raw: Any, catalog: Catalog, problems: list[str]) -> LaunchSpec | None:
     if not isinstance(raw, dict):
         problems.append(f"{where}: launch: must be a mapping")
         return None
@@ -375,7 +356,7 @@ def _load_launch(
         allow = None
     for name in allow or []:
         if name not in catalog:
-            problems.append(f"{where}: launch.allow: unknown pipeline {name!r} (known: {', '.join(catalog)})")
+            problems.append(f"{where}: launch.allow: unknown pipeline {name!r} (known: {catalog.known()})")
     if not isinstance(pipeline, str) or not pipeline:
         problems.append(f"{where}: launch.pipeline is required")
         return None
@@ -399,9 +380,7 @@ def _load_launch(
             problems.append(f"{where}: launch.parameters must be a mapping or a placeholder")
         return spec
     if pipeline not in catalog:
-        problems.append(
-            f"{where}: launch.pipeline: unknown pipeline {pipeline!r} (known: {', '.join(catalog)})"
-        )
+        problems.append(f"{where}: launch.pipeline: unknown pipeline {pipeline!r} (known: {catalog.known()})")
         return spec
     if not isinstance(params, dict):
         problems.append(f"{where}: launch.parameters must be a mapping for a fixed pipeline")
@@ -416,6 +395,11 @@ def _check_parameters(where: str, spec: PipelineSpec, params: Mapping[str, Any],
         if key in RESERVED_PARAMETERS:
             problems.append(
                 f"{where}: launch.parameters.{key}: not allowed: rules choose data, never authority"
+            )
+        elif key in SETTINGS_ONLY:
+            problems.append(
+                f"{where}: launch.parameters.{key}: set it in the models: section (it is policy or "
+                "cost, which only a model's settings choose)"
             )
         elif param is None:
             problems.append(

@@ -4,7 +4,7 @@ Schema ``mlops-events/drift-alert/v1``::
 
     {
       "schema": "mlops-events/drift-alert/v1",   # required, exactly this string
-      "alert_id": "drift-churn-20240501",        # required: names the fact (same alert = same id)
+      "alert_id": "drift-churn-20240501000000-3f9c2a7d1b04",  # required: model + window (see below)
       "model": "churn",                          # required: the model (catalog name) that drifted
       "state": "open",                           # required: "open" (drifted) or "closed" (recovered)
       "features": [                              # required, may be empty when closed
@@ -16,6 +16,11 @@ Schema ``mlops-events/drift-alert/v1``::
       "created_at": "2024-05-01T00:05:00Z",      # required, RFC 3339
       "labels": {"mlops_action": "retrain"}      # optional string map, matched like policy labels
     }
+
+Identity: ``alert_id`` names the model and the serving window the drift was computed on (this
+project's producer: ``drift-<model>-<window end>-<digest of model, window start, window end>``).
+A new window is a new alert, hence a new retraining job; the same alert redelivered, or published
+again for the same window, has the same id and stays one run (the job id derives from it).
 
 ``metric`` is one of ``DRIFT_METRICS``. Timestamps are RFC 3339 with an offset (``Z``). Unknown
 keys are ignored (a later v1 producer may add some); a breaking change is a new schema string.

@@ -41,14 +41,17 @@ def requirements(lock: Path = LOCK) -> str:
 
 def build_bundle(out: Path, templates: Path | None = None, rules: Path | None = None) -> Path:
     """Write the bundle to ``out`` (replacing it) and return it. Validates rules and templates first."""
+    from pipelines.catalog import compiled_templates, load_catalog
+
     requirements_text = requirements()  # first: a checkout without uv.lock fails before any write
     rules_text = rules.read_text(encoding="utf-8") if rules else default_rules_text()
-    # ${VARIABLES} are deploy-time settings: check everything else now.
-    load_rules(rules_text, variables=None, source=str(rules or "default rules"))
     if templates is not None and not (templates / "manifest.json").is_file():
         raise FileNotFoundError(
             f"{templates} has no manifest.json: run `mlops-events compile --out {templates}` first"
         )
+    # ${VARIABLES} are deploy-time settings: check everything else now, against the catalog.
+    catalog = load_catalog(compiled_templates(templates, rules))
+    load_rules(rules_text, catalog=catalog, variables=None, source=str(rules or "default rules"))
 
     if out.exists():
         shutil.rmtree(out)

@@ -76,7 +76,12 @@ class Runtime:
     def rules(self) -> RuleSet:
         path = self.settings.config_path
         text = path.read_text(encoding="utf-8") if path else default_rules_text()
-        return load_rules(text, variables=self.settings.variables, source=str(path or "default rules"))
+        return load_rules(
+            text,
+            catalog=self.templates.catalog,
+            variables=self.settings.variables,
+            source=str(path or "default rules"),
+        )
 
     @cached_property
     def templates(self) -> Templates:

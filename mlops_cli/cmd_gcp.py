@@ -127,15 +127,30 @@ def run_setup(args: argparse.Namespace) -> int:
         return 2
 
 
+def deploy_catalog(bundle: Path | None, rules: Path | None = None) -> Any:
+    """The bundle's catalog (its templates' manifest); before any bundle, the pipelines compiled now."""
+    from pipelines.catalog import compiled_templates, load_catalog
+
+    bundled = bundle / "templates" if bundle is not None else None
+    if bundled is not None and (bundled / "manifest.json").is_file():
+        return load_catalog(bundled)
+    return load_catalog(compiled_templates(None, rules))
+
+
 def load_deploy_rules(d: Deployment, bundle: Path, rules: Path | None) -> Any:
     from events.routing import default_rules_text, load_rules
 
     # An explicit --rules must exist; else the bundle's rules.yaml (what the functions will load),
     # else (a dry run before any bundle) the shipped rules, which the bundle copies by default.
     path = rules or (bundle / "rules.yaml")
+    catalog = deploy_catalog(bundle, rules)
     if rules is None and not path.is_file():
-        return load_rules(default_rules_text(), variables=d.rule_variables(), source="default rules")
-    return load_rules(path.read_text(encoding="utf-8"), variables=d.rule_variables(), source=str(path))
+        return load_rules(
+            default_rules_text(), catalog=catalog, variables=d.rule_variables(), source="default rules"
+        )
+    return load_rules(
+        path.read_text(encoding="utf-8"), catalog=catalog, variables=d.rule_variables(), source=str(path)
+    )
 
 
 def run_deploy_functions(args: argparse.Namespace) -> int:
@@ -163,7 +178,9 @@ def iam_table(d: Deployment, rules: Any = None) -> str:
     from deploy.functions import invoker_bindings
     from events.routing import default_rules_text, load_rules
 
-    rules = rules or load_rules(default_rules_text(), variables=d.rule_variables())
+    rules = rules or load_rules(
+        default_rules_text(), catalog=deploy_catalog(None), variables=d.rule_variables()
+    )
     names = {sa.member: f"`{sa.account_id}`" for sa in d.service_accounts}
     rows = ["| principal | role | on | why |", "|---|---|---|---|"]
     for b in (*d.bindings(), *invoker_bindings(d, rules)):

@@ -320,17 +320,10 @@ def unit_of(job: dict[str, Any], bucket: str) -> tuple[str, str]:
 
 
 def stub_templates(directory: Path) -> Path:
-    """Minimal templates + manifest: the fake Vertex records jobs, it runs nothing."""
-    from pipelines.catalog import PIPELINES
+    """The real compiled templates: their manifest is the catalog the functions route with."""
+    from pipelines.compile import compile_all
 
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {"pipelines": {}, "kfp_version": "stub"}
-    for name in PIPELINES:
-        (directory / f"{name}.yaml").write_text(
-            f"pipelineInfo: {{name: {name}}}\nroot: {{}}\n", encoding="utf-8"
-        )
-        manifest["pipelines"][name] = {"file": f"{name}.yaml", "sha256": "0" * 64}
-    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    compile_all(directory)
     return directory
 
 

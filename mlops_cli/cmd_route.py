@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from events import envelope, parse
+from events.catalog import Catalog
 from events.decision import Decision, Launch, Reject
 from events.errors import ConfigError, PermanentError
 from events.model import Event
@@ -33,8 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--var", action="append", default=[], metavar="NAME=VALUE", help="set a ${NAME} of the rules file"
     )
-    p.add_argument("--templates", type=Path, help="compiled templates dir (adds template digests to labels)")
-    p.add_argument("--dry-run", action="store_true", help="decide only; never launch (route never launches)")
+    p.add_argument(
+        "--templates",
+        type=Path,
+        help="compiled templates: their manifest is the catalog (default: compile the pipelines now)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="also explain the launch against the catalog: every parameter, its value and where it "
+        "comes from (route never launches)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -49,10 +59,13 @@ def _variables(pairs: list[str]) -> dict[str, str]:
     return variables
 
 
-def _rules(args: argparse.Namespace, variables: dict[str, str]) -> RuleSet:
-    path = args.config or (Path(os.environ["MLOPS_CONFIG"]) if os.environ.get("MLOPS_CONFIG") else None)
+def _rules_path(args: argparse.Namespace) -> Path | None:
+    return args.config or (Path(os.environ["MLOPS_CONFIG"]) if os.environ.get("MLOPS_CONFIG") else None)
+
+
+def _rules(path: Path | None, variables: dict[str, str], catalog: Catalog) -> RuleSet:
     text = path.read_text(encoding="utf-8") if path else default_rules_text()
-    return load_rules(text, variables=variables, source=str(path or "default rules"))
+    return load_rules(text, catalog=catalog, variables=variables, source=str(path or "default rules"))
 
 
 def result_document(event: Event | None, decision: Decision) -> dict[str, Any]:
@@ -82,18 +95,19 @@ def result_document(event: Event | None, decision: Decision) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.catalog import compiled_templates
+    from pipelines.compile import CompileError
+    from pipelines.launch.base import Templates
+
     try:
         variables = _variables(args.var)
-        rules = _rules(args, variables)
+        templates = Templates(compiled_templates(args.templates, _rules_path(args)))
+        rules = _rules(_rules_path(args), variables, templates.catalog)
         doc = json.loads(args.event_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError, ConfigError) as exc:
+    except (OSError, ValueError, ConfigError, CompileError) as exc:
         print(f"mlops-events route: {exc}", file=sys.stderr)
         return 2
-    digests: dict[str, str] = {}
-    if args.templates:
-        from pipelines.launch.base import Templates
-
-        digests = Templates(args.templates).digests()
+    digests = templates.digests()
 
     event: Event | None = None
     decision: Decision
@@ -104,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         decision = Reject(str(exc))
 
     out = result_document(event, decision)
+    if args.dry_run and isinstance(decision, Launch):
+        out["explain"] = explain(decision, rules)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:
@@ -113,4 +129,27 @@ def run(args: argparse.Namespace) -> int:
         for key in ("rule", "pipeline", "job_id", "parameters", "labels"):
             if out.get(key):
                 print(f"  {key + ':':<9} {json.dumps(out[key]) if isinstance(out[key], dict) else out[key]}")
+        for line in out.get("explain", {}).get("lines", []):
+            print(line)
     return 1 if isinstance(decision, Reject) else 0
+
+
+def explain(decision: Launch, rules: RuleSet) -> dict[str, Any]:
+    """Every parameter of the launched pipeline: the value sent and where it comes from (the event
+    and rule, the model's settings, or the template's default)."""
+    request = decision.request
+    spec = rules.catalog[request.pipeline]
+    model = request.parameters.get("model_name")
+    settings = rules.models.for_model(model) if isinstance(model, str) else None
+    rows = []
+    for param in spec.parameters:
+        if param.name in request.parameters:
+            value = request.parameters[param.name]
+            fixed = settings is not None and param.name in settings.parameters
+            origin = settings.describe() if fixed and settings else f"rule {request.rule}"
+        else:
+            value, origin = param.default, "template default"
+        rows.append({"parameter": param.name, "type": param.type, "value": value, "from": origin})
+    lines = [f"  explain: pipeline {spec.name} ({spec.source}); catalog of the compiled templates"]
+    lines += [f"    {r['parameter']:<18} {json.dumps(r['value'], default=str):<40} {r['from']}" for r in rows]
+    return {"pipeline": spec.name, "source": spec.source, "parameters": rows, "lines": lines}

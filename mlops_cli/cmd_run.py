@@ -1,7 +1,7 @@
 """``mlops-events run PIPELINE --local --param key=value ...``: run a pipeline under kfp.local.
 
-Values are parsed by the catalog's parameter types: str as given, int, float, bool
-(true/false/1/0/yes/no), list and dict as JSON. Exit 0 on success, 1 when the run fails
+Values are parsed by the parameter types the compiled template declares: str as given, int,
+float, bool (true/false/1/0/yes/no), list and dict as JSON. Exit 0 on success, 1 when the run fails
 (the failed task and why are printed), 2 for usage errors.
 """
 
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.catalog import PIPELINES, PipelineSpec
+from events.catalog import PipelineSpec
 
 DEFAULT_ROOT = Path(".mlops-local/pipeline-root")
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -67,9 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run",
         help="run a pipeline locally under kfp.local",
         description="Run a pipeline locally (kfp.local, this environment as the component image). "
-        "Data URIs may be gs:// (storage emulator) or local paths. Pipelines: " + ", ".join(PIPELINES),
+        "Data URIs may be gs:// (storage emulator) or local paths. `mlops-events pipelines` lists "
+        "the pipelines and their parameters.",
     )
-    p.add_argument("pipeline", choices=sorted(PIPELINES), metavar="PIPELINE")
+    p.add_argument("pipeline", metavar="PIPELINE")
     p.add_argument(
         "--local",
         action="store_true",
@@ -82,7 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pipeline-root", type=Path, default=None, help=f"local pipeline root (default: {DEFAULT_ROOT})"
     )
     p.add_argument(
-        "--templates", help="run the compiled template from this directory instead of the Python definition"
+        "--templates",
+        type=Path,
+        help="compiled templates to run (default: compile the pipelines now, into a temporary directory)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="stream every task's log")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object at the end")
@@ -98,17 +101,23 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    spec = PIPELINES[args.pipeline]
+    from pipelines.catalog import CatalogError, compiled_templates, load_catalog
+    from pipelines.compile import CompileError
+
     try:
-        params = parse_params(spec, args.param)
-    except ParamError as exc:
+        templates = compiled_templates(args.templates)
+        catalog = load_catalog(templates)
+        if args.pipeline not in catalog:
+            raise ParamError(f"unknown pipeline {args.pipeline!r} (known: {catalog.known()})")
+        params = parse_params(catalog[args.pipeline], args.param)
+    except (ParamError, CatalogError, CompileError) as exc:
         print(f"mlops-events run: {exc}", file=sys.stderr)
         return 2
     # Components pick their backends from the environment; a local run means the local stack.
     os.environ.setdefault("MLOPS_BACKEND", "local")
     root = args.pipeline_root or DEFAULT_ROOT
     try:
-        result = run_pipeline(args.pipeline, params, root, template_dir=args.templates, verbose=args.verbose)
+        result = run_pipeline(args.pipeline, params, root, template_dir=templates, verbose=args.verbose)
     except LocalRunError as exc:
         print(f"mlops-events run: {exc}", file=sys.stderr)
         return 2

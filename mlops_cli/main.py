@@ -15,9 +15,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_gcp",
     "cmd_run",
     "cmd_compile",
+    "cmd_pipelines",
     "cmd_replay",
     "cmd_reliability",
     "cmd_stack",
+    "cmd_serve",
+    "cmd_emulator",
 )
 
 

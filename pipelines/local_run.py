@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines.catalog import PIPELINES
-
 Echo = Callable[[str], None]
 
 _ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
@@ -143,44 +141,43 @@ def _tapped(tap: _Tap) -> Iterator[None]:
         sys.stdout = previous
 
 
-def _pipeline(name: str, template_dir: str | None) -> Any:
-    if template_dir:
-        from kfp import components
-
-        path = Path(template_dir) / PIPELINES[name].template_file
-        if not path.is_file():
-            raise LocalRunError(
-                f"no compiled template {path} (run `mlops-events compile --out {template_dir}`)"
-            )
-        return components.load_component_from_file(str(path))
-    from pipelines.definitions import pipeline_func
-
-    return pipeline_func(name)
-
-
 def run_pipeline(
     name: str,
     params: Mapping[str, Any],
     pipeline_root: str | Path,
     *,
-    template_dir: str | None = None,
+    template_dir: str | Path,
     echo: Echo = print,
     verbose: bool = False,
 ) -> RunResult:
-    """Run catalog pipeline ``name`` locally with ``params`` (already typed) and report."""
-    spec = PIPELINES.get(name)
-    if spec is None:
-        raise LocalRunError(f"unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
+    """Run pipeline ``name`` of the compiled ``template_dir`` locally with ``params`` (typed)."""
+    from kfp import components
+
+    from pipelines.catalog import CatalogError, load_catalog  # here: the emulator's worker imports
+    # failure_reason from this module, and needs no catalog
+
+    try:
+        catalog = load_catalog(Path(template_dir))
+    except CatalogError as exc:
+        raise LocalRunError(str(exc)) from exc
+    if name not in catalog:
+        raise LocalRunError(f"unknown pipeline {name!r} (known: {catalog.known()})")
+    spec = catalog[name]
     problems = spec.validate(params)
     if problems:
         raise LocalRunError(f"bad parameters for {name}: " + "; ".join(problems))
+    path = Path(template_dir) / f"{name}.yaml"
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
 
+    import warnings
+
     from kfp import local
 
+    # Resource requests are for Vertex (a model's machine: setting); locally they mean nothing.
+    warnings.filterwarnings("ignore", message=r".*have no effect in the current local runner.*")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    pipeline = _pipeline(name, template_dir)
+    pipeline = components.load_component_from_file(str(path))
     tap = _Tap(echo, verbose)
     started = time.perf_counter()
     result = RunResult(pipeline=name, ok=False, seconds=0.0, pipeline_root=str(root))

@@ -19,7 +19,7 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +147,17 @@ def read_bytes(uri: str) -> bytes:
         raise StorageError(f"no such file: {uri}") from exc
 
 
-def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
+def write_bytes(
+    uri: str, data: bytes, content_type: str | None = None, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write one object. ``metadata`` is the object's custom metadata on gs:// (a local file has
+    none: it is dropped there)."""
     if is_gcs(uri):
         with _gcs_errors(uri):
-            _blob(uri).upload_from_string(data, content_type=content_type or "application/octet-stream")
+            blob = _blob(uri)
+            if metadata:
+                blob.metadata = dict(metadata)
+            blob.upload_from_string(data, content_type=content_type or "application/octet-stream")
         return
     _atomic_write(local_path(uri), data)
 

@@ -97,6 +97,20 @@ def load_dataset(data_uri: str) -> pd.DataFrame:
     return frame
 
 
+def columns_of(uri: str) -> list[str]:
+    """The column names of a dataset file, reading as little as its format allows."""
+    from pipelines import storage_io
+
+    fmt = data_format(uri)
+    raw = storage_io.read_bytes(uri)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(io.BytesIO(raw)).names)
+    first = raw.split(b"\n", 1)[0]
+    return [str(c) for c in parse_table(first + b"\n", fmt, uri).columns] if first.strip() else []
+
+
 def write_frame(frame: pd.DataFrame, path: str) -> None:
     """Write an intermediate table (a KFP Dataset artifact) as Parquet."""
     frame.to_parquet(path, index=False)

@@ -13,7 +13,19 @@ PRIMARY_METRIC: Final = {"classification": "roc_auc", "regression": "r2"}
 HIGHER_IS_BETTER: Final = {"accuracy", "roc_auc", "f1", "r2"}
 
 
-def primary_metric(task: str, metrics: dict[str, float]) -> str:
+def primary_metric(task: str, metrics: dict[str, float], chosen: str = "") -> str:
+    """The metric the gate compares: ``chosen`` (a model's setting) or the task's default."""
+    if chosen:
+        if chosen not in HIGHER_IS_BETTER:
+            raise ValueError(
+                f"primary metric {chosen!r} is not one the gate can compare (higher is better): "
+                + ", ".join(sorted(HIGHER_IS_BETTER))
+            )
+        if chosen not in metrics:
+            raise ValueError(
+                f"primary metric {chosen!r} was not computed for {task} (have: {', '.join(metrics)})"
+            )
+        return chosen
     name = PRIMARY_METRIC[task]
     # ROC AUC is undefined when the holdout holds one class: fall back to accuracy.
     return name if name in metrics else "accuracy"

@@ -13,9 +13,11 @@ if TYPE_CHECKING:
 
 
 def serving_rows(lines: list[str], uri: str = "<serving log>") -> list[dict[str, Any]]:
-    """Instances from a serving log. A line is one request record, in any of these shapes:
-    ``{"instance": {...}, "prediction": p}``, ``{"instances": [...], "predictions": [...]}``,
-    or the instance itself. Predictions are kept as ``_prediction``.
+    """Instances from a serving log. A line is one record, in any of these shapes:
+    ``{"instance": {...}, "prediction": p, "timestamp": t, ...}`` (the serving container's records,
+    ``pipelines.serving.records``), ``{"instances": [...], "predictions": [...]}``, or the instance
+    itself. Predictions are kept as ``_prediction`` (a classifier's label; its class probabilities
+    as ``_probabilities``), the record's time as ``_timestamp``.
     """
     rows: list[dict[str, Any]] = []
     for n, line in enumerate(lines, 1):
@@ -33,13 +35,16 @@ def serving_rows(lines: list[str], uri: str = "<serving log>") -> list[dict[str,
                 {**inst, "_prediction": p} for inst, p in zip(record["instances"], preds, strict=False)
             )
         elif "instance" in record:
-            rows.append(
-                {
-                    **record["instance"],
-                    "_prediction": record.get("prediction"),
-                    "_timestamp": record.get("timestamp"),
-                }
-            )
+            if not isinstance(record["instance"], dict):
+                raise DataError(f"{uri} line {n}: instance must be an object keyed by feature names")
+            prediction = record.get("prediction")
+            row = {**record["instance"], "_timestamp": record.get("timestamp")}
+            if isinstance(prediction, dict) and "prediction" in prediction:
+                row["_prediction"] = prediction["prediction"]
+                row["_probabilities"] = prediction.get("probabilities")
+            else:
+                row["_prediction"] = prediction
+            rows.append(row)
         else:
             rows.append(dict(record))
     return rows

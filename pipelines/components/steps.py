@@ -26,6 +26,9 @@ from pipelines.ports import ModelVersion
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Monitoring's default serving data: the serving container's records of the last N UTC days.
+SERVING_RECORDS_ENV = "MLOPS_SERVING_RECORDS_URI"
+SERVING_WINDOW_DAYS = 7
 
 
 def _now() -> str:
@@ -192,11 +195,12 @@ def compare_with_champion(
     task: str,
     metric_floor: float,
     promotion_margin: float,
+    primary_metric: str = "",
 ) -> dict[str, Any]:
     """Score the current champion on the challenger's holdout and decide."""
     from pipelines.components import evaluation, gate, training
 
-    metric = evaluation.primary_metric(task, dict(metrics))
+    metric = evaluation.primary_metric(task, dict(metrics), primary_metric)
     champion = get_version(model_name, CHAMPION, required=False)
     champion_score = None
     if champion is not None:
@@ -236,8 +240,13 @@ def register(
     trigger: str,
     run_id: str,
     alert_id: str = "",
+    promotion: str = "auto",
 ) -> dict[str, Any]:
-    """Register the version (alias ``challenger``); if the gate said so, move ``champion`` to it."""
+    """Register the version (alias ``challenger``); if the gate said so and promotion is ``auto``,
+    move ``champion`` to it. With ``manual`` promotion the version waits as ``challenger`` with its
+    comparison recorded, until a person moves ``champion`` (console or ``mlops-events promote``)."""
+    if promotion not in ("auto", "manual"):
+        raise ComponentError(f"promotion must be 'auto' or 'manual', got {promotion!r}")
     from pipelines import storage_io
     from pipelines.components import training
 
@@ -245,6 +254,7 @@ def register(
     metadata = json.loads(storage_io.read_text(meta_uri))
     metadata["metrics"] = dict(metrics)
     metadata["gate"] = dict(decision)
+    metadata["promotion"] = promotion
     storage_io.write_text(meta_uri, json.dumps(metadata, indent=2, sort_keys=True, default=str))
     labels = {
         "trigger": label_value(_digest(trigger)[:16]) if trigger else "manual",
@@ -265,14 +275,20 @@ def register(
         description=f"data: {data_uri}; trigger: {trigger or 'manual'}"
         + (f"; alert: {alert_id}" if alert_id else ""),
     )
-    if decision["promote"]:
+    promoted = bool(decision["promote"]) and promotion == "auto"
+    if promoted:
         version = registry.set_alias(model_name, version.version, CHAMPION)
+    reasons = list(decision["reasons"])
+    if promotion == "manual":
+        verdict = "would pass" if decision["promote"] else "does not pass"
+        reasons.append(f"promotion is manual: the gate {verdict}; awaiting approval (mlops-events promote)")
     summary = {
         "model_name": model_name,
         "version": version.version,
         "aliases": list(version.aliases),
-        "promoted": bool(decision["promote"]),
-        "reasons": list(decision["reasons"]),
+        "promoted": promoted,
+        "promotion": promotion,
+        "reasons": reasons,
         "metrics": dict(metrics),
         "artifact_uri": model_uri,
     }
@@ -285,32 +301,50 @@ def register(
 def retraining_window(*, model_name: str, data_uri: str, reference_uri: str) -> str:
     """The data of a retraining run: the newest data plus a reference window.
 
-    Empty ``data_uri``: every dataset file now under the folders the champion was trained from
-    (new files have landed there since). Empty ``reference_uri``: the champion's training data.
+    Empty ``data_uri``: the dataset files now in the folders the champion was trained from that
+    are this model's data (they hold its feature and label columns); other files there are left
+    out and listed, never merged silently. Empty ``reference_uri``: the champion's training data.
     """
     from pipelines.components import training
 
-    uris = data_mod.split_uris(data_uri) + data_mod.split_uris(reference_uri)
+    given = data_mod.split_uris(data_uri) + data_mod.split_uris(reference_uri)
+    found: list[str] = []
+    for uri in given:
+        found += data_mod.expand(uri)
     if not data_uri or not reference_uri:
         champion = get_version(model_name, CHAMPION, required=False)
         if champion is None:
-            if not uris:
+            if not given:
                 raise ComponentError(f"model {model_name!r} has no champion: give data_uri for retraining")
         else:
-            trained_on = training.load_metadata(champion.artifact_uri).get("data_uris", [])
+            meta = training.load_metadata(champion.artifact_uri)
+            trained_on = list(meta.get("data_uris", []))
             if not reference_uri:
-                uris += trained_on
+                found += trained_on
             if not data_uri:
-                uris += [u.rsplit("/", 1)[0] + "/" for u in trained_on if "/" in u]
-    window: list[str] = []
-    for uri in uris:
-        for found in data_mod.expand(uri):
-            if found not in window:
-                window.append(found)
+                needed = [*meta.get("feature_names", []), meta.get("label_column", "")]
+                found += _own_data(trained_on, [c for c in needed if c], exclude=set(found))
+    window = list(dict.fromkeys(found))  # keep order, drop repeats
     if not window:
         raise ComponentError(f"no data found for retraining {model_name!r}")
     print("retraining window:\n" + "\n".join(f"  {u}" for u in window))
     return ",".join(window)
+
+
+def _own_data(trained_on: list[str], columns: list[str], *, exclude: set[str]) -> list[str]:
+    """Files in the folders of ``trained_on`` that hold every one of ``columns``."""
+    folders = list(dict.fromkeys(u.rsplit("/", 1)[0] + "/" for u in trained_on if "/" in u))
+    kept: list[str] = []
+    for folder in folders:
+        for uri in data_mod.expand(folder):
+            if uri in exclude:
+                continue
+            missing = [c for c in columns if c not in data_mod.columns_of(uri)]
+            if missing:
+                print(f"  left out {uri}: not this model's data (lacks {', '.join(missing[:5])})")
+            else:
+                kept.append(uri)
+    return kept
 
 
 # --- evaluation of a registered version ------------------------------------------------------------
@@ -423,14 +457,21 @@ def drift(
     psi_threshold: float,
     json_path: str,
     html_path: str,
+    window_days: int = SERVING_WINDOW_DAYS,
 ) -> dict[str, Any]:
+    """Drift of serving inputs against the champion's reference sample.
+
+    Empty ``serving_uri``: the serving records of ``model_name`` under
+    ``MLOPS_SERVING_RECORDS_URI`` for the last ``window_days`` UTC days, today included
+    (``_default_serving_uri``).
+    """
     from pipelines.components import drift as drift_mod
     from pipelines.components import predict, training
 
     champion = get_version(model_name, CHAMPION)
     assert champion is not None
     meta = training.load_metadata(champion.artifact_uri)
-    serving_uri = serving_uri or _default_serving_uri(model_name)
+    serving_uri = serving_uri or _default_serving_uri(model_name, window_days)
     current = predict.load_serving(serving_uri)
     if reference_uri:
         reference = data_mod.load_dataset(reference_uri)
@@ -456,17 +497,40 @@ def drift(
     return report
 
 
-def _default_serving_uri(model_name: str) -> str:
-    """Locally, the prediction server's log of the model's endpoint; on Vertex it must be given."""
-    from pipelines import backends
+def _default_serving_uri(model_name: str, window_days: int = SERVING_WINDOW_DAYS) -> str:
+    """The day folders of the serving container's records of ``model_name`` that hold records,
+    for the last ``window_days`` UTC days (``pipelines.serving.records`` layout), comma-separated.
 
-    if backends.backend() != "local":
+    Without ``MLOPS_SERVING_RECORDS_URI``, the local backend still reads the local prediction
+    server's log (until that server goes); elsewhere an empty ``serving_uri`` is an error.
+    """
+    from datetime import timedelta
+
+    from pipelines import backends, storage_io
+    from pipelines.serving.records import day_prefixes, model_prefix
+
+    root = os.environ.get(SERVING_RECORDS_ENV, "").strip()
+    if not root:
+        if backends.backend() == "local":
+            from pipelines.serving.local import serving_log_prefix
+
+            return serving_log_prefix(backends.registry_root(), model_name)
         raise ComponentError(
-            "serving_uri is empty: name the serving log(s) to compare (JSONL files or a folder/)"
+            f"serving_uri is empty and {SERVING_RECORDS_ENV} is not set: name the serving records "
+            "to compare (JSONL files or folders ending in /), or set where the serving container writes them"
         )
-    from pipelines.serving.local import serving_log_prefix
-
-    return serving_log_prefix(backends.registry_root(), model_name)
+    today = datetime.now(UTC).date()
+    days = day_prefixes(root, model_name, window_days, today)
+    found = [d for d in days if any(u.endswith(".jsonl") for u in storage_io.list_uris(d))]
+    where = model_prefix(root, model_name)
+    if not found:
+        raise ComponentError(
+            f"no serving records of model {model_name!r} under {where} for the last {window_days} "
+            f"day(s) ({today - timedelta(days=window_days - 1)} to {today}): is the model served with "
+            f"{SERVING_RECORDS_ENV} set, and has it answered requests?"
+        )
+    print(f"serving records: {len(found)} of the last {window_days} day(s) under {where}")
+    return ",".join(found)
 
 
 def _window(frame: Any) -> dict[str, str]:
@@ -483,6 +547,30 @@ def _window(frame: Any) -> dict[str, str]:
     return {"start": now, "end": now}
 
 
+def drift_alert_id(model: str, window_start: str, window_end: str) -> str:
+    """``drift-<model>-<window end, compact>-<digest of model and window>``.
+
+    The identity of a drift alert is the model and the serving window it was computed on: a new
+    window is a new alert (and, through the router's job id, a new retraining), while the same
+    report published again, or redelivered, keeps its id and stays one run. The timestamps are
+    normalised first, so ``+00:00`` and ``Z`` spellings of one window give one id.
+    """
+    start, end = _utc_text(window_start), _utc_text(window_end)
+    compact = re.sub(r"[^0-9]", "", end)[:14]
+    # At most 63 characters: the id is also a Vertex label value of the version it retrains.
+    return f"drift-{label_value(model)[:29]}-{compact}-{_digest(model, start, end)[:12]}"
+
+
+def _utc_text(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ComponentError(f"drift report window time {value!r} is not ISO 8601") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def publish_drift_alert(
     *, report: Mapping[str, Any], report_uri: str, alerts_topic: str, trigger: str
 ) -> dict[str, Any]:
@@ -497,12 +585,7 @@ def publish_drift_alert(
         print("no drift: no alert")
         return {**out, "published": False}
     model = str(report["model_name"])
-    alert_id = (
-        "drift-"
-        + label_value(model)[:40]
-        + "-"
-        + _digest(str(report["serving_uri"]), str(report["reference_uri"]), *report["drifted_features"])[:12]
-    )
+    alert_id = drift_alert_id(model, report["window"]["start"], report["window"]["end"])
     features = [
         {
             "feature": f["feature"],

@@ -23,6 +23,12 @@ HOLDOUT_FILE: Final = "holdout.parquet"  # the holdout this version was scored o
 REFERENCE_ROWS: Final = 5000
 
 FAMILIES: Final[dict[str, dict[str, str]]] = {
+    # The default: histogram-based boosting fits on every core, 15-24x faster than
+    # gradient_boosting at 75k-750k rows with the same or better AUC (docs/performance.md).
+    "hist_gradient_boosting": {
+        "classification": "sklearn.ensemble:HistGradientBoostingClassifier",
+        "regression": "sklearn.ensemble:HistGradientBoostingRegressor",
+    },
     "gradient_boosting": {
         "classification": "sklearn.ensemble:GradientBoostingClassifier",
         "regression": "sklearn.ensemble:GradientBoostingRegressor",
@@ -34,7 +40,9 @@ FAMILIES: Final[dict[str, dict[str, str]]] = {
     "logistic_regression": {"classification": "sklearn.linear_model:LogisticRegression"},
     "linear_regression": {"regression": "sklearn.linear_model:LinearRegression"},
 }
+DEFAULT_FAMILY: Final = "hist_gradient_boosting"
 _LINEAR: Final = ("logistic_regression", "linear_regression")
+_DENSE_ONLY: Final = ("hist_gradient_boosting",)  # these estimators refuse sparse input
 
 
 def split(
@@ -127,7 +135,8 @@ def build_estimator(
                 ),
                 categorical,
             ),
-        ]
+        ],
+        sparse_threshold=0.0 if model_family in _DENSE_ONLY else 0.3,
     )
     try:
         model = cls(**params)

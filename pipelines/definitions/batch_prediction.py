@@ -4,12 +4,10 @@
 from kfp import dsl
 
 from pipelines.components import kfp_components as c
-from pipelines.definitions.common import fresh
+from pipelines.definitions.common import fresh, inputs
 
 
-@dsl.pipeline(
-    name="batch-prediction", description="Score a dataset with the champion; write predictions beside it."
-)
+@dsl.pipeline(name="batch-prediction")
 def pipeline(
     model_name: str,
     data_uri: str,
@@ -17,8 +15,13 @@ def pipeline(
     output_uri: str = "",
     trigger: str = "",
 ) -> str:
-    predict = c.batch_predict(
-        model_name=model_name, version=version, data_uri=data_uri, output_uri=output_uri
-    )
-    fresh(predict)
-    return predict.output
+    """Score a dataset with the champion; write predictions beside it.
+
+    Args:
+        model_name: Registry name of the model (parent model).
+        data_uri: Dataset URI(s) to score.
+        version: Model version id or alias.
+        output_uri: Where to write predictions (empty: beside the input).
+        trigger: Identity of the event that started the run (lineage).
+    """
+    return fresh(c.batch_predict(**inputs(locals(), drop=("trigger",)))).output

@@ -1,13 +1,13 @@
-"""deployment: canary-deploy a version, smoke-test it, then promote to 100% or roll back."""
+"""deployment: smoke-test a version, canary-deploy it, then promote to 100% or roll back."""
 
 # No `from __future__ import annotations`: KFP reads the annotations as types.
 from kfp import dsl
 
 from pipelines.components import kfp_components as c
-from pipelines.definitions.common import fresh
+from pipelines.definitions.common import fresh, inputs
 
 
-@dsl.pipeline(name="deployment", description="Deploy with a canary split, smoke-test, promote or roll back.")
+@dsl.pipeline(name="deployment")
 def pipeline(
     model_name: str,
     version: str = "champion",
@@ -16,17 +16,14 @@ def pipeline(
     smoke_test_uri: str = "",
     trigger: str = "",
 ) -> str:
-    canary = c.deploy_canary(
-        model_name=model_name, version=version, endpoint_name=endpoint_name, canary_percent=canary_percent
-    )
-    smoke = c.smoke_test(
-        model_name=model_name,
-        canary=canary.output,
-        endpoint_name=endpoint_name,
-        smoke_test_uri=smoke_test_uri,
-    )
-    final = c.finalize_deployment(
-        model_name=model_name, endpoint_name=endpoint_name, canary=canary.output, smoke=smoke.output
-    )
-    fresh(canary, smoke, final)
-    return final.output
+    """Deploy with a canary split, smoke-test, promote or roll back.
+
+    Args:
+        model_name: Registry name of the model (parent model).
+        version: Model version to deploy (default: whichever holds champion).
+        endpoint_name: Endpoint display name (empty: the model name).
+        canary_percent: Traffic share of the new version while it is a canary, in percent. Range: 1..50.
+        smoke_test_uri: Instances for smoke-test predictions (empty: a sample of the training data).
+        trigger: Identity of the event that started the run (lineage).
+    """
+    return fresh(c.deploy_model(**inputs(locals(), drop=("trigger",)))).output

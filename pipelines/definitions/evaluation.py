@@ -4,10 +4,10 @@
 from kfp import dsl
 
 from pipelines.components import kfp_components as c
-from pipelines.definitions.common import fresh
+from pipelines.definitions.common import fresh, inputs
 
 
-@dsl.pipeline(name="evaluation", description="Evaluate a model version on a dataset and record its metrics.")
+@dsl.pipeline(name="evaluation")
 def pipeline(
     model_name: str,
     version: str = "champion",
@@ -15,8 +15,13 @@ def pipeline(
     label_column: str = "",
     trigger: str = "",
 ) -> str:
-    evaluate = c.evaluate_version(
-        model_name=model_name, version=version, data_uri=data_uri, label_column=label_column
-    )
-    fresh(evaluate)
-    return evaluate.outputs["Output"]
+    """Evaluate a model version on a dataset and record its metrics.
+
+    Args:
+        model_name: Registry name of the model (parent model).
+        version: Model version id or alias.
+        data_uri: Evaluation dataset URI(s) (empty: the version's own holdout).
+        label_column: Name of the label column (empty: the model's).
+        trigger: Identity of the event that started the run (lineage).
+    """
+    return fresh(c.evaluate_version(**inputs(locals(), drop=("trigger",)))).outputs["Output"]

@@ -4,12 +4,10 @@
 from kfp import dsl
 
 from pipelines.components import kfp_components as c
-from pipelines.definitions.common import fresh
+from pipelines.definitions.common import fresh, inputs
 
 
-@dsl.pipeline(
-    name="monitoring", description="Drift report of serving data vs the champion's data; alert on drift."
-)
+@dsl.pipeline(name="monitoring")
 def pipeline(
     model_name: str,
     serving_uri: str = "",
@@ -18,17 +16,14 @@ def pipeline(
     alerts_topic: str = "",
     trigger: str = "",
 ) -> str:
-    drift = c.compute_drift(
-        model_name=model_name,
-        serving_uri=serving_uri,
-        reference_uri=reference_uri,
-        psi_threshold=psi_threshold,
-    )
-    alert = c.publish_drift_alert(
-        report=drift.outputs["Output"],
-        report_json=drift.outputs["report_json"],
-        alerts_topic=alerts_topic,
-        trigger=trigger,
-    )
-    fresh(drift, alert)
-    return alert.output
+    """Drift report of serving data vs the champion's data; alert on drift.
+
+    Args:
+        model_name: Registry name of the model (parent model).
+        serving_uri: Serving records URI(s) or folder(s) ending in / (empty: the model's own serving records).
+        reference_uri: Reference data (empty: the champion's training data).
+        psi_threshold: Population stability index above which a feature drifts. Range: 0..
+        alerts_topic: Pub/Sub topic for drift alerts (empty: do not publish).
+        trigger: Identity of the event that started the run (lineage).
+    """
+    return fresh(c.monitor_model(**inputs(locals()))).outputs["Output"]

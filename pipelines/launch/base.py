@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from events.catalog import Catalog
 from events.decision import RunRequest
 
 
@@ -32,7 +33,9 @@ class PermanentLaunchError(LaunchError, ValueError):
 @dataclass(frozen=True)
 class LaunchResult:
     job_id: str
-    status: Literal["created", "already_exists", "dry_run"]
+    # already_exists: a previous delivery created it (success); exists_failed: it exists but FAILED
+    # or was CANCELLED, so this event did not get its run: `mlops-events rerun JOB_ID` starts another.
+    status: Literal["created", "already_exists", "exists_failed", "dry_run"]
     job_name: str  # the full resource name, a local job directory, or "(dry run)"
     detail: Mapping[str, Any] = field(default_factory=dict)
 
@@ -57,6 +60,11 @@ class Templates:
         except FileNotFoundError:
             return {"pipelines": {}}
         return data
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The routable pipelines, as the templates declare them (empty without a manifest)."""
+        return Catalog.from_manifest(self.manifest)
 
     def digests(self) -> dict[str, str]:
         return {name: str(entry["sha256"]) for name, entry in self.manifest.get("pipelines", {}).items()}

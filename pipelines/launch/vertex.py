@@ -7,8 +7,10 @@ The REST call is the documented API
 (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs/create);
 ``google.auth`` and ``requests`` are imported on first use.
 
-Idempotency: the job id is chosen by the router from the event's identity; HTTP 409 for that id
-means a previous delivery already created the job, which is success.
+Idempotency: the job id is chosen by the router from the event's identity. Only a 409 whose
+google.rpc status is ``ALREADY_EXISTS`` means a previous delivery created the job (Google also
+answers 409 for ``ABORTED``, a concurrency conflict worth retrying). Then one GET tells whether
+that job FAILED or was CANCELLED (``exists_failed``: ``mlops-events rerun`` starts a new attempt).
 """
 
 from __future__ import annotations
@@ -63,17 +65,29 @@ def _prepared_spec(spec: Mapping[str, Any], enable_caching: bool | None) -> dict
     return pipeline_spec
 
 
+class JobNotFoundError(PermanentLaunchError):
+    """No pipeline job has this id."""
+
+
+# Terminal states of a job that did not do its work: its event must be able to run again.
+FAILED_STATES = frozenset({"PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"})
+
+
 def _job_fields(request: RunRequest, config: VertexConfig) -> dict[str, Any]:
     """Everything of the PipelineJob but its name and spec."""
     fields: dict[str, Any] = {
         "labels": dict(request.labels),
         "runtimeConfig": {
             "gcsOutputDirectory": config.pipeline_root,
-            "parameterValues": dict(request.parameters),
+            # A null is not a value of any parameter type: leave it out, as the SDK does.
+            "parameterValues": {k: v for k, v in request.parameters.items() if v is not None},
         },
     }
     if config.service_account:
         fields["serviceAccount"] = config.service_account
+    if request.template_uri:
+        # An Artifact Registry template: Vertex links the run to that template version.
+        fields["templateUri"] = request.template_uri
     return fields
 
 
@@ -142,37 +156,72 @@ class VertexLauncher:
         return encoded
 
     def launch(self, request: RunRequest) -> LaunchResult:
-        import requests  # a dependency of google-auth's transport: already loaded by _http()
-
         body = encode_job_body(
             request, self._spec_json(request.pipeline, request.enable_caching), self.config
         )
+        return self._post(request.job_id, body.encode("utf-8"))
+
+    def create(self, job_id: str, job: Mapping[str, Any]) -> str:
+        """Create a job from a PipelineJob resource (REST JSON); ``created`` or ``already_exists``."""
+        return self._post(job_id, json.dumps(dict(job)).encode("utf-8")).status
+
+    def _post(self, job_id: str, body: bytes) -> LaunchResult:
+        import requests  # a dependency of google-auth's transport: already loaded by _http()
+
         parent = f"projects/{self.config.project}/locations/{self.config.region}"
         url = f"{self.config.base_url}/v1/{parent}/pipelineJobs"
-        name = f"{parent}/pipelineJobs/{request.job_id}"
+        name = f"{parent}/pipelineJobs/{job_id}"
         try:
             response = self._http().post(
                 url,
-                params={"pipelineJobId": request.job_id},
-                data=body.encode("utf-8"),
+                params={"pipelineJobId": job_id},
+                data=body,
                 headers={"Content-Type": "application/json"},
                 timeout=self.config.timeout_seconds,
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
-            # The job may have been created before the timeout: the retry will get 409 = success.
-            raise TransientLaunchError(f"Vertex did not answer creating {request.job_id}: {exc}") from exc
+            # The job may have been created before the timeout: the retry will get ALREADY_EXISTS.
+            raise TransientLaunchError(f"Vertex did not answer creating {job_id}: {exc}") from exc
         status = response.status_code
-        if status == 409:
-            return LaunchResult(request.job_id, "already_exists", name)
         if 200 <= status < 300:
             created = response.json() if response.content else {}
             return LaunchResult(
-                request.job_id, "created", str(created.get("name", name)), {"state": created.get("state")}
+                job_id, "created", str(created.get("name", name)), {"state": created.get("state")}
             )
-        message = _error_message(response)
-        if status in _TRANSIENT_STATUS:
-            raise TransientLaunchError(f"Vertex answered {status} creating {request.job_id}: {message}")
-        raise PermanentLaunchError(f"Vertex rejected {request.job_id} with {status}: {message}")
+        message, rpc_status = _error(response)
+        if status == 409 and rpc_status == "ALREADY_EXISTS":
+            return self._existing(job_id, name)
+        if status in _TRANSIENT_STATUS or status == 409:  # 409 ABORTED: a conflict, worth a retry
+            shown = f"{status} {rpc_status}" if rpc_status else str(status)
+            raise TransientLaunchError(f"Vertex answered {shown} creating {job_id}: {message}")
+        raise PermanentLaunchError(f"Vertex rejected {job_id} with {status}: {message}")
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """The PipelineJob resource (REST JSON). Raises LaunchError when it cannot be read."""
+        import requests
+
+        parent = f"projects/{self.config.project}/locations/{self.config.region}"
+        url = f"{self.config.base_url}/v1/{parent}/pipelineJobs/{job_id}"
+        try:
+            response = self._http().get(url, timeout=self.config.timeout_seconds)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientLaunchError(f"Vertex did not answer reading {job_id}: {exc}") from exc
+        if response.status_code == 200:
+            job: dict[str, Any] = response.json()
+            return job
+        message, _ = _error(response)
+        if response.status_code == 404:
+            raise JobNotFoundError(f"no pipeline job {job_id} in {parent}")
+        if response.status_code in _TRANSIENT_STATUS:
+            raise TransientLaunchError(f"Vertex answered {response.status_code} reading {job_id}: {message}")
+        raise PermanentLaunchError(f"Vertex could not read {job_id} ({response.status_code}): {message}")
+
+    def _existing(self, job_id: str, name: str) -> LaunchResult:
+        """A job with this id exists: say whether it failed, so a lost run never hides behind a 409."""
+        state = str(self.get_job(job_id).get("state") or "")
+        if state in FAILED_STATES:
+            return LaunchResult(job_id, "exists_failed", name, {"state": state})
+        return LaunchResult(job_id, "already_exists", name, {"state": state})
 
 
 def _settle_environment(session: Any, url: str) -> None:
@@ -186,8 +235,12 @@ def _settle_environment(session: Any, url: str) -> None:
     session.trust_env = False
 
 
-def _error_message(response: Any) -> str:
+def _error(response: Any) -> tuple[str, str | None]:
+    """The message and google.rpc status name (``ALREADY_EXISTS``, ``ABORTED``...) of an error."""
     try:
-        return str(response.json().get("error", {}).get("message") or response.text[:300])
+        error = response.json().get("error", {})
     except ValueError:
-        return str(response.text[:300])
+        return str(response.text[:300]), None
+    if not isinstance(error, dict):
+        return str(response.text[:300]), None
+    return str(error.get("message") or response.text[:300]), error.get("status")

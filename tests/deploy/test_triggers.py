@@ -23,9 +23,10 @@ from deploy.config import (
 )
 from deploy.functions import deploy_plan, serve_command
 from deploy.plan import Ensure, Run
-from events.routing import default_rules_text, load_rules
+from events.routing import default_rules_text
 from functions.bundle import build_bundle
 from functions.settings import Settings
+from tests.catalog import load_rules
 
 PROJECT, REGION = "demo-project-1", "europe-west1"
 ENTRY_POINTS = ("on_new_data", "on_monitoring_alert", "on_run_request", "on_model_registry_event")

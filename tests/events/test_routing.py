@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from events import envelope, keys, parse
 from events.decision import Launch, Reject, Skip
 from events.model import Event
-from events.routing import default_rules_text, load_rules, route
+from events.routing import default_rules_text, route
 from tests import samples
+from tests.catalog import load_rules
 
 RULES = load_rules(default_rules_text(), variables={"DATA_BUCKET": "demo-data"})
 DIGESTS = {"training": "a" * 64, "retraining": "b" * 64, "deployment": "c" * 64}
@@ -148,13 +149,19 @@ def test_run_request_launches_the_named_pipeline_with_its_key() -> None:
 def test_run_request_without_key_is_named_by_message_id() -> None:
     a = launch(
         samples.pubsub_event(
-            {"pipeline": "batch_prediction", "parameters": {"model_name": "m", "data_uri": "gs://b/x.csv"}},
+            {
+                "pipeline": "batch_prediction",
+                "parameters": {"model_name": "m", "data_uri": "gs://demo-data/x.csv"},
+            },
             message_id="1",
         )
     )
     b = launch(
         samples.pubsub_event(
-            {"pipeline": "batch_prediction", "parameters": {"model_name": "m", "data_uri": "gs://b/x.csv"}},
+            {
+                "pipeline": "batch_prediction",
+                "parameters": {"model_name": "m", "data_uri": "gs://demo-data/x.csv"},
+            },
             message_id="2",
         )
     )
@@ -224,15 +231,15 @@ def test_events_with_no_rule_for_their_kind_are_skipped() -> None:
 def test_integer_parameter_keeps_its_type_and_floats_accept_ints() -> None:
     rules = load_rules(
         "rules:\n- name: r\n  on: storage.object.finalized\n  launch:\n    pipeline: training\n"
-        "    parameters: {data_uri: '{uri}', model_name: m, seed: '{generation}', test_fraction: 0}\n",
+        "    parameters: {data_uri: '{uri}', model_name: m, seed: '{generation}', metric_floor: 0}\n",
         variables={},
     )
     ev = parse.parse(envelope.from_json_document(samples.storage_event(generation=77)))
     decision = route(ev, rules)
     assert isinstance(decision, Launch)
     assert decision.request.parameters["seed"] == 77
-    assert decision.request.parameters["test_fraction"] == 0.0
-    assert isinstance(decision.request.parameters["test_fraction"], float)
+    assert decision.request.parameters["metric_floor"] == 0.0
+    assert isinstance(decision.request.parameters["metric_floor"], float)
 
 
 @given(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from events.errors import ConfigError
-from events.rules import KIND_FIELDS, default_rules_text, load_rules
+from events.rules import KIND_FIELDS, default_rules_text
 from tests import samples
+from tests.catalog import load_rules
 
 VARS = {"DATA_BUCKET": "demo-data"}
 

@@ -20,8 +20,26 @@ from tests.pipelines.datasets import breast_cancer, generated
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipelines.compile import compile_all
+
+    out = tmp_path_factory.mktemp("templates")
+    compile_all(out)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _templates(templates: Path) -> None:
+    global TEMPLATES
+    TEMPLATES = templates
+
+
+TEMPLATES: Path
+
+
 def run(name: str, root: Path, **params: Any) -> RunResult:
-    return run_pipeline(name, params, root, echo=lambda _: None)
+    return run_pipeline(name, params, root, template_dir=TEMPLATES, echo=lambda _: None)
 
 
 def put(uri: str, frame: Any, fmt: str = "csv") -> str:
@@ -37,15 +55,7 @@ def test_first_model_becomes_champion_and_a_worse_one_does_not(gcs_env: str, tmp
     data = put(f"gs://{gcs_env}/incoming/cancer/part-1.csv", breast_cancer())
     first = run("training", tmp_path, data_uri=data, model_name="cancer", trigger="gs://b/o#1")
     assert first.ok, (first.failed_task, first.reason)
-    assert [t.name for t in first.tasks] == [
-        "load-data",
-        "validate-data",
-        "split-data",
-        "train-model",
-        "evaluate-model",
-        "compare-with-champion",
-        "register-model",
-    ]
+    assert [t.name for t in first.tasks] == ["train-and-register"]  # one Vertex task
     assert first.outputs["promoted"] is True and first.outputs["version"] == "1"
     assert first.outputs["metrics"]["roc_auc"] > 0.95
 
@@ -74,9 +84,9 @@ def test_first_model_becomes_champion_and_a_worse_one_does_not(gcs_env: str, tmp
 @pytest.mark.parametrize(
     ("case", "failed_task", "message"),
     [
-        ("missing_label", "validate-data", "label column 'target' is missing"),
-        ("wrong_types", "validate-data", "column 'mean area' mixes numbers and text"),
-        ("empty_file", "load-data", "is empty (0 rows)"),
+        ("missing_label", "DataValidationError", "label column 'target' is missing"),
+        ("wrong_types", "DataValidationError", "column 'mean area' mixes numbers and text"),
+        ("empty_file", "DataError", "is empty (0 rows)"),
     ],
 )
 def test_bad_data_fails_the_run_with_a_report(
@@ -95,8 +105,8 @@ def test_bad_data_fails_the_run_with_a_report(
         frame.to_csv(path, index=False)
     result = run("training", tmp_path / "root", data_uri=str(path), model_name="cancer")
     assert not result.ok
-    assert result.failed_task == failed_task
-    assert message in (result.reason or "")
+    assert result.failed_task == "train-and-register"
+    assert (result.reason or "").startswith(failed_task) and message in (result.reason or "")
     assert [t.status for t in result.tasks][-1] == "FAILURE"
 
 
@@ -161,7 +171,7 @@ def test_drift_alert_and_canary_deployment_lifecycle(
         smoke_test_uri=str(no_features),
         canary_percent=20,
     )
-    assert not rolled.ok and rolled.failed_task == "finalize-deployment"
+    assert not rolled.ok and rolled.failed_task == "deploy-model"
     assert "rolled back v2 of churn: smoke test failed" in (rolled.reason or "")
     assert "instance lacks feature(s)" in (rolled.reason or "")
     state = backends.endpoint("churn").describe()
@@ -195,8 +205,8 @@ def test_cli_run_reports_the_failed_task_and_exits_non_zero(
     )
     captured = capsys.readouterr()
     assert code == 1
-    assert "[ 2] validate-data" in captured.out
-    assert "training: FAILED" in captured.err and "at task 'validate-data'" in captured.err
+    assert "[ 1] train-and-register" in captured.out
+    assert "training: FAILED" in captured.err and "at task 'train-and-register'" in captured.err
     assert "too few rows: 5 < min_rows 10" in captured.err
     assert main(["run", "training", "--local", "--param", "min_rows=ten"]) == 2
     assert "not a valid int" in capsys.readouterr().err

@@ -13,10 +13,11 @@ import pytest
 from events.decision import Launch, Skip
 from events.model import Context, FeatureScore, MonitoringAlert, PubSubMessage, StorageObject
 from events.options import OPTION_VALIDATORS, parse_cooldown, parse_duration
-from events.routing import load_rules, route
+from events.routing import route
 from functions.guards import Deferred, Guards
 from functions.settings import Settings
 from functions.state import LocalStateStore
+from tests.catalog import load_rules
 
 RULES = """
 version: 1

@@ -12,11 +12,12 @@ import pytest
 
 from events.decision import Launch, Skip
 from events.model import Context, StorageObject
-from events.routing import load_rules, route
+from events.routing import route
 from functions.guards import Deferred, Guards
 from functions.settings import Settings
 from functions.state import BucketStateStore
 from pipelines import storage_io
+from tests.catalog import load_rules
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,57 @@
+"""Fault injection on ``pipelineJobs.create`` and the counters the reliability run reads.
+
+Same meaning as ``stack.fake_vertex.Faults``: a share of create calls (``rate``, decided per call
+from a seeded RNG) answered 429 or 503, stalled past the client's time-out (``timeout``: then
+503), or stalled *after* the job was created (``timeout_after_create``: the case idempotent job
+ids exist for); ``delay_seconds`` is added to every create.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+
+KINDS = ("429", "503", "timeout", "timeout_after_create")
+
+
+@dataclass
+class Faults:
+    rate: float = 0.0
+    kinds: tuple[str, ...] = KINDS
+    delay_seconds: float = 0.0
+    timeout_seconds: float = 2.0
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown fault kinds {unknown} (known: {', '.join(KINDS)})")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"fault rate must be within [0, 1], got {self.rate}")
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    created: int = 0
+    conflicts: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+
+
+class FaultPlan:
+    """Draws the fault (or none) of each create call, counting what it drew."""
+
+    def __init__(self, faults: Faults, stats: Stats) -> None:
+        self.faults = faults
+        self._stats = stats
+        self._rng = random.Random(faults.seed)
+        self._lock = threading.Lock()
+
+    def draw(self) -> str | None:
+        with self._lock:
+            if not self.faults.kinds or self._rng.random() >= self.faults.rate:
+                return None
+            kind = self._rng.choice(self.faults.kinds)
+            self._stats.faults[kind] = self._stats.faults.get(kind, 0) + 1
+            return kind
