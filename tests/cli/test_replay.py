@@ -20,7 +20,7 @@ from mlops_cli.cmd_reliability import pubsub_event, stub_templates
 from stack.fake_vertex import FakeVertex, Faults
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
-RUN = {"pipeline": "training", "parameters": {"data_uri": "gs://d/y.csv", "model_name": "m"}}
+RUN = {"pipeline": "training", "parameters": {"data_uri": "gs://data/y.csv", "model_name": "m"}}
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_each_record_is_reported_with_what_the_function_did(
     bad = {"pipeline": "training", "parameters": {"service_account": "x@evil"}}
     write(source / "dead-letters-1.jsonl", record(RUN, "m1"), record(bad, "m2"))
     code, out = replay(source, url, capsys)
-    assert len(vertex.jobs) == 1
+    assert len(vertex.jobs) == 1, out
     launched, again, summary = out.strip().splitlines()
     assert launched.startswith("launched") and "(created)" in launched
     # Answered 200, but dead-lettered again: said so, with the new reason, and the exit is 1.

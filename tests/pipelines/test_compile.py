@@ -173,4 +173,3 @@ def test_a_compiled_template_from_elsewhere_is_copied_unchanged_with_its_inputs(
     assert (tmp_path / "out" / "scoring.yaml").read_bytes() == theirs.read_bytes()
     assert entry["source"] == f"rules: template {theirs}"
     assert set(entry["parameters"]) == {"model_name", "version", "data_uri", "label_column", "trigger"}
-
