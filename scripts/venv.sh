@@ -56,12 +56,15 @@ install_with_uv() {
     local args=()
     for extra in "$@"; do args+=(--extra "$extra"); done
     say "installing the locked versions into $VENV with $uv ($("$uv" --version))"
+    # Where PYTHONDONTWRITEBYTECODE is set (as in CI here) Python never caches what it compiles:
+    # every process would compile what it imports, and a function's first request (it imports
+    # google-cloud-storage) takes seconds, not a fraction of one. Compile at install there, as pip
+    # does; elsewhere Python caches on first import and the install skips ~10,000 files.
+    local compile=()
+    [[ -z ${PYTHONDONTWRITEBYTECODE:-} ]] || compile=(--compile-bytecode)
     # --locked: fail, rather than re-resolve, when pyproject.toml changed without `make lock`.
-    # --compile-bytecode, as pip does: where PYTHONDONTWRITEBYTECODE is set (CI, these machines)
-    # every process would otherwise compile what it imports, and a function's first request, which
-    # imports google-cloud-storage, takes seconds instead of a fraction of one.
     if ! UV_PROJECT_ENVIRONMENT=$VENV UV_PYTHON_DOWNLOADS=never \
-        "$uv" sync --locked --compile-bytecode --python "$PYTHON" "${args[@]}"; then
+        "$uv" sync --locked "${compile[@]}" --python "$PYTHON" "${args[@]}"; then
         say "uv sync failed. If it says the lock file needs to be updated: run \`make lock\` and commit uv.lock."
         return 1
     fi
