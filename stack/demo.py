@@ -237,6 +237,7 @@ def run_demo(
         rules=DEMO_RULES,
         pubsub=pubsub,  # type: ignore[arg-type]
         retry=RetryPolicy(initial_s=0.5, maximum_s=4.0, give_up_after_s=600.0),
+        play_schedules=False,  # a real tick of demo/rules.yaml's schedule must not add a run to the loop
     )
     model = demo_data.MODEL
     bucket = config.data_bucket

@@ -9,7 +9,8 @@ What runs (every child in its own process group, logs under ``<state>/logs``):
   that runs the compiled template under kfp.local and inherits the function's environment;
 - the prediction server (``pipelines/serving/server.py`` under functions-framework);
 - the bridge (threads of this process): storage notifications -> ``on_new_data``, registry audit
-  events -> ``on_model_registry_event``.
+  events -> ``on_model_registry_event``;
+- the schedule player (a thread, ``stack.scheduler``): the rules' schedules -> run requests.
 
 ``stack.json`` in the state directory says what runs where; ``stop_stack`` (Ctrl-C, ``down``) stops
 all of it, the pipeline workers included.
@@ -46,6 +47,7 @@ from stack.config import (
     stack_file,
 )
 from stack.dispatch import Dispatcher, setup_emulator
+from stack.scheduler import start_player
 
 Echo = Callable[[str], None]
 FUNCTION_READY_TIMEOUT_S = 30.0
@@ -184,6 +186,12 @@ class Stack:
             subscription = None
             pubsub_info = {"mode": "embedded", "url": dispatcher.url, "routes": dispatcher.routes()}
 
+        # Cloud Scheduler's part: the rules' schedules publish run requests (stack/scheduler.py).
+        player = start_player(bundle / "rules.yaml", env, project=cfg.project, pubsub=pubsub_info,
+                              log_path=root / "logs" / "schedules.jsonl", echo=self.echo,
+                              start=cfg.play_schedules)  # fmt: skip
+        self._closers.insert(0, player.stop)
+
         bridge = StorageBridge(
             deliverer,
             fn_urls["on_new_data"],
@@ -208,6 +216,7 @@ class Stack:
             "storage": {"host": gcs.host, "pid": gcs.pid, "log": str(gcs.log_path)},
             "pubsub": pubsub_info,
             "bridge": {"url": relay.url, "storage_mode": bridge.mode},
+            "schedules": player.describe(),
             "functions": processes,
             "prediction": {
                 "url": env["MLOPS_ENDPOINT_URL"],
