@@ -1,7 +1,7 @@
-# The image every pipeline component runs on (kfp_components.BASE_IMAGE; override the name at
-# compile time with `mlops-events compile --base-image IMAGE`). It holds this project with its
-# `ml` extra, so components install nothing at run time. The pins below are the versions of the
-# development environment; tests/pipelines/test_compile.py fails when they disagree.
+# The one image of the pipelines: every component runs on it (kfp_components.BASE_IMAGE; override
+# the name at compile time with `mlops-events compile --base-image IMAGE`) and so does the serving
+# container (`mlops-events serve`). It holds this project with its `pipelines` extra, at exactly
+# the versions of uv.lock, so components install nothing at run time and run what was tested.
 #
 #   docker build -t <registry>/mlops-events/python-components:0.1.0 .
 FROM python:3.11-slim
@@ -14,20 +14,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/mlops-events
 
-# Pinned component runtime (same versions as local).
-RUN pip install \
-    "kfp==2.17.0" \
-    "scikit-learn==1.9.1" \
-    "pandas==2.3.3" \
-    "pyarrow==26.0.1" \
-    "numpy==2.4.6" \
-    "scipy==1.17.1" \
-    "joblib==1.6.0"
+# The locked dependencies first (a layer that changes only with uv.lock), hash-checked. The lock is
+# read with the standard library (deploy/lockfile.py), so the image needs no uv.
+COPY uv.lock ./
+COPY deploy/lockfile.py ./deploy/lockfile.py
+RUN python deploy/lockfile.py --extra pipelines --out /tmp/requirements.txt \
+    && pip install --no-deps --require-hashes -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY events ./events
 COPY functions ./functions
 COPY pipelines ./pipelines
 COPY stack ./stack
 COPY mlops_cli ./mlops_cli
-RUN pip install ".[ml]" && python -c "import pipelines.components.steps, sklearn, pandas, kfp"
+COPY deploy ./deploy
+COPY bench ./bench
+# --no-deps: the project adds no package of its own; `pip check` proves the locked set is complete.
+RUN pip install --no-deps . && pip check \
+    && python -c "import pipelines.components.steps, sklearn, pandas, kfp, google.cloud.aiplatform" \
+    && mlops-events --help > /dev/null

@@ -5,19 +5,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
 
 help: ## List the targets
 	@grep -hE '^[a-z][a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+# The venv holds exactly the versions in uv.lock (uv when it can be had, pip otherwise).
+$(STAMP): pyproject.toml uv.lock scripts/venv.sh deploy/lockfile.py
+	PYTHON=$(PYTHON) VENV=$(VENV) scripts/venv.sh install dev
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the project with every extra
+install: $(STAMP) ## Create .venv with the locked versions of every extra (uv.lock)
+
+lock: ## Re-resolve uv.lock after editing pyproject.toml (LOCK_ARGS='--upgrade-package NAME' to upgrade one)
+	PYTHON=$(PYTHON) scripts/venv.sh lock $(LOCK_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check .
@@ -53,4 +56,4 @@ bench: $(STAMP) ## Benchmarks vs the naive baseline: table + bench/results/lates
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install lint fmt test test-fast reliability compile bundle demo bench clean
+.PHONY: help install lock lint fmt test test-fast reliability compile bundle demo bench clean

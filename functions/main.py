@@ -24,7 +24,7 @@ import functions_framework
 from werkzeug.exceptions import HTTPException
 
 from functions import protocol_errors
-from functions.runtime import runtime
+from functions.runtime import OUTCOME_HEADER, outcome_header_value, runtime
 
 _STORAGE = frozenset({"storage.object.finalized"})
 _ALERTS = frozenset({"monitoring.alert"})
@@ -38,7 +38,16 @@ def _handle(entry_point: str, accepts: frozenset[str], cloud_event: Any) -> None
     if flask.has_request_context():
         setattr(flask.g, _ENTERED, True)
         body = flask.request.get_data()
-    runtime().handle(entry_point, accepts, cloud_event.get_attributes(), cloud_event.get_data(), body=body)
+    outcome = runtime().handle(
+        entry_point, accepts, cloud_event.get_attributes(), cloud_event.get_data(), body=body
+    )
+    # What happened, for `mlops-events replay` (a permanent error is answered 200 too).
+    summary = outcome_header_value(outcome.summary())
+
+    @flask.after_this_request
+    def _tell(response: flask.Response) -> flask.Response:
+        response.headers[OUTCOME_HEADER] = summary
+        return response
 
 
 @functions_framework.cloud_event
@@ -77,7 +86,8 @@ def not_read(error: Exception) -> Any:
     reason = runtime().reject_request(
         flask.current_app.name, dict(request.headers), request.get_data(), request.path, error=error
     )
-    return f"rejected (recorded as a dead letter): {reason}\n", 200
+    outcome = outcome_header_value(f"dead-lettered: {reason}")
+    return f"rejected (recorded as a dead letter): {reason}\n", 200, {OUTCOME_HEADER: outcome}
 
 
 def _record_protocol_error(entry_point: str, headers: dict[str, str], path: str, reason: str) -> str:

@@ -14,9 +14,11 @@ an endless 500 loop. A permanent failure after the guards releases what they rec
 
 from __future__ import annotations
 
+import string
 import threading
 import time
 import traceback
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +43,15 @@ from pipelines.launch.base import (
     TransientLaunchError,
 )
 
+# The answer header that says what the function did with an event (Outcome.summary()), for
+# `mlops-events replay`: a permanent error is answered 200 too, so the status alone does not tell.
+OUTCOME_HEADER = "Mlops-Events-Outcome"
+
+
+def outcome_header_value(summary: str) -> str:
+    """``summary`` as a header value: printable ASCII as is, ``%`` and anything else as UTF-8 %XX."""
+    return urllib.parse.quote(summary, safe=" " + string.punctuation.replace("%", ""))
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -49,6 +60,16 @@ class Outcome:
     decision: Decision
     event: Event | None = None
     launch: LaunchResult | None = None
+
+    def summary(self) -> str:
+        """``launched: JOB (created)``, ``skipped: REASON`` or ``dead-lettered: REASON``."""
+        if self.launch is not None:
+            return f"launched: {self.launch.job_id} ({self.launch.status})"
+        if isinstance(self.decision, Skip):
+            return f"skipped: {self.decision.reason}"
+        if isinstance(self.decision, Reject):
+            return f"dead-lettered: {self.decision.reason}"
+        return type(self.decision).__name__.lower()
 
 
 class Runtime:

@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from deploy.lockfile import LockError
 from events.errors import ConfigError
 from functions.bundle import build_bundle
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             templates = Path(tempfile.mkdtemp(prefix="mlops-templates-"))
             compile_all(templates)
         out = build_bundle(args.out, templates, args.rules)
-    except (OSError, ConfigError) as exc:
+    except (OSError, ConfigError, LockError) as exc:
         print(f"mlops-events bundle: {exc}", file=sys.stderr)
         return 2
     print(f"bundle written to {out}")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stack.config import DEFAULT_STATE_DIR, StackConfig, StackError, require_stack
+from stack.config import DEFAULT_STATE_DIR, StackConfig, StackError, command_hint, require_stack
 
 
 def _state(p: argparse.ArgumentParser) -> None:
@@ -108,7 +108,10 @@ def cmd_up(args: argparse.Namespace) -> int:
                 argv += ["--port-base", str(args.port_base)]
             info = start_detached(config, argv)
             describe(info)
-            print(f"stack running in the background (pid {info['pid']}); `mlops-events down` stops it")
+            print(
+                f"stack running in the background (pid {info['pid']}); "
+                f"{command_hint('down', args.state_dir)} stops it"
+            )
             return 0
         return run_foreground(config)
     except StackError as exc:
@@ -188,12 +191,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def status_document(state_dir: Path) -> dict[str, Any]:
-    from stack.config import read_stack
+    from stack.config import dead_stack, read_stack
     from stack.lineage import build
 
     root = state_dir.resolve()
     info = read_stack(root)
     doc: dict[str, Any] = {"state_dir": str(root), "running": info is not None}
+    dead = dead_stack(root)
+    if dead is not None:
+        doc["dead_supervisor"] = int(dead.get("pid", 0))
     if info is not None:
         from stack.demo import with_stack_env
 
@@ -248,10 +254,19 @@ def read_dead_letters(directory: Path) -> list[dict[str, Any]]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     doc = status_document(args.state_dir)
+    # A supervisor that was killed leaves stack.json and maybe its children: not "running", exit 1.
+    code = 1 if "dead_supervisor" in doc else 0
     if args.json:
         print(json.dumps(doc, indent=2, default=str))
-        return 0
-    print(f"stack: {'running' if doc['running'] else 'not running'} ({doc['state_dir']})")
+        return code
+    if code:
+        print(
+            f"stack: NOT RUNNING: its supervisor (pid {doc['dead_supervisor']}) is gone, but "
+            f"{doc['state_dir']}/stack.json remains and its processes may still run; clean up with "
+            f"{command_hint('down', args.state_dir)}"
+        )
+    else:
+        print(f"stack: {'running' if doc['running'] else 'not running'} ({doc['state_dir']})")
     if doc["running"]:
         print(f"  pubsub: {doc['pubsub']}")
         for name, url in doc["functions"].items():
@@ -271,7 +286,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name, d in doc["deployments"].items():
             print(f"  {name:<16} model {d['model']} traffic {d['traffic']}")
     else:
-        print("models, deployments: start the stack to read the registry (`mlops-events up`)")
+        print(
+            f"models, deployments: start the stack to read the registry ({command_hint('up', args.state_dir)})"
+        )
     dead = doc["dead_letters"]
     print(f"dead letters ({len(dead)}):")
     for d in dead[-10:]:
@@ -281,4 +298,4 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"  after a fix, re-deliver them: mlops-events replay --dir {doc['state_dir']}/dead-letters {targets}"
         )
-    return 0
+    return code

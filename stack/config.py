@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,27 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def state_dir_option(state_dir: Path) -> str:
+    """`` --state-dir DIR`` for a hint, or "" for the default one: every hint must work as printed."""
+    if Path(state_dir).resolve() == DEFAULT_STATE_DIR.resolve():
+        return ""
+    return f" --state-dir {shlex.quote(str(state_dir))}"
+
+
+def command_hint(command: str, state_dir: Path) -> str:
+    """``mlops-events COMMAND [--state-dir DIR]``, quoted for a message."""
+    return f"`mlops-events {command}{state_dir_option(state_dir)}`"
+
+
+def dead_stack(state_dir: Path) -> dict[str, Any] | None:
+    """The ``stack.json`` of a stack whose supervisor is gone (killed: its children may still run)."""
+    try:
+        info: dict[str, Any] = json.loads(stack_file(state_dir).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return None if pid_alive(int(info.get("pid", 0))) else info
+
+
 def read_stack(state_dir: Path) -> dict[str, Any] | None:
     """The running stack's description, or None when no stack runs from ``state_dir``."""
     path = stack_file(state_dir)
@@ -136,7 +158,7 @@ def require_stack(state_dir: Path) -> dict[str, Any]:
     if info is None:
         raise StackError(
             f"no local stack is running from {state_dir} (no live {stack_file(state_dir)}): "
-            "start one with `mlops-events up` (or `mlops-events up --detach`)"
+            f"start one with {command_hint('up', state_dir)} (or add --detach)"
         )
     return info
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from stack import demo_data
-from stack.config import FUNCTIONS, RetryPolicy, StackConfig, StackError, read_stack
+from stack.config import FUNCTIONS, RetryPolicy, StackConfig, StackError, command_hint, read_stack
 from stack.lineage import Lineage, RunNode, build, read_runs
 from stack.up import Stack
 
@@ -152,7 +152,7 @@ class Progress:
 def reset_state(root: Path) -> None:
     if read_stack(root) is not None:
         raise StackError(
-            f"a stack is running from {root}: `mlops-events down` first (the demo starts afresh)"
+            f"a stack is running from {root}: {command_hint('down', root)} first (the demo starts afresh)"
         )
     for name in _RESET:
         path = root / name
@@ -341,7 +341,10 @@ def run_demo(
         echo(f"lineage: {lineage_json}")
         echo(f"demo loop completed in {elapsed:.1f}s")
         if keep_running:
-            echo("the stack keeps running: `mlops-events status`, `mlops-events down` to stop it")
+            echo(
+                f"the stack keeps running: {command_hint('status', root)}, "
+                f"{command_hint('down', root)} to stop it"
+            )
         return DemoResult(True, elapsed, lineage, report, lineage_json, steps)
     finally:
         progress.stop()

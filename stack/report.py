@@ -16,22 +16,47 @@ from stack.lineage import Lineage
 
 _COLORS = {"event": "#e8f0fe", "run": "#fef7e0", "version": "#e6f4ea", "endpoint": "#fce8e6"}
 _BORDER = {"event": "#4285f4", "run": "#f9ab00", "version": "#34a853", "endpoint": "#ea4335"}
-NODE_W, NODE_H, COL_GAP, ROW_GAP = 190, 46, 40, 14
+NODE_W, LINE_H, PAD, COL_GAP, ROW_GAP = 200, 14, 8, 16, 36
+# The graph is laid out top-down, one band per depth, a band wrapping onto more rows when it has
+# more nodes than fit in MAX_WIDTH: the page stays readable at 1280 px without scrolling sideways.
+MAX_WIDTH = 1150
+CHARS_PER_LINE = 31  # ~6 px a character at 11 px sans-serif in a 200 px box
 
 
 def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _wrap(text: str, width: int = CHARS_PER_LINE) -> list[str]:
+    """Lines of at most ``width`` characters, broken after / # @ - _ or a space when possible:
+    identities (gs://bucket/object#generation, job ids) are shown whole, never cut."""
+    lines: list[str] = []
+    rest = text
+    while len(rest) > width:
+        cut = max((rest.rfind(c, 0, width) for c in " /#@-_:"), default=-1)
+        cut = cut + 1 if cut >= width // 3 else width
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip(" ")
+    return [*lines, rest] if rest or not lines else lines
+
+
 def _node_text(lineage: Lineage, node_id: str) -> tuple[str, str]:
+    """(title, detail) of a node, both in full."""
     kind, _, key = node_id.partition(":")
     if kind == "event":
         event = next(e for e in lineage.events if e.event_id == key)
         subject = event.subject or event.identity
-        return f"{event.kind} event", subject.rsplit("/", 1)[-1][:30]
+        if event.kind == "registry" and event.method:
+            # Each registry call is its own event (UploadModel, MergeVersionAliases, ...): name it.
+            return f"registry: {event.method.rsplit('.', 1)[-1]}", subject
+        return f"{event.kind} event", subject
     if kind == "run":
         run = lineage.runs[key]
-        return f"{run.pipeline} run", run.state
+        return f"{run.pipeline} run: {run.state}", run.job_id
     if kind == "version":
         version = lineage.versions.get(key)
         aliases = ", ".join(version.aliases) if version else ""
@@ -42,7 +67,7 @@ def _node_text(lineage: Lineage, node_id: str) -> tuple[str, str]:
 
 
 def lineage_svg(lineage: Lineage) -> str:
-    """Layered drawing: a node's column is its depth from the root events."""
+    """Layered drawing, top-down: a node's band is its depth from the root events."""
     edges = lineage.edges()
     nodes: list[str] = [f"event:{e.event_id}" for e in lineage.roots()]
     for a, b in edges:
@@ -58,35 +83,60 @@ def lineage_svg(lineage: Lineage) -> str:
                 changed = True
         if not changed:
             break
-    columns: dict[int, list[str]] = {}
+    bands: dict[int, list[str]] = {}
     for n in nodes:
-        columns.setdefault(depth[n], []).append(n)
+        bands.setdefault(depth[n], []).append(n)
+    per_row = max(1, (MAX_WIDTH - 20 + COL_GAP) // (NODE_W + COL_GAP))
+    texts = {n: _node_text(lineage, n) for n in nodes}
+    lines = {n: [texts[n][0], *(_wrap(texts[n][1]) if texts[n][1] else [])] for n in nodes}
     pos: dict[str, tuple[int, int]] = {}
-    for col, members in columns.items():
-        for row, n in enumerate(members):
-            pos[n] = (10 + col * (NODE_W + COL_GAP), 10 + row * (NODE_H + ROW_GAP))
-    width = 20 + (max(columns, default=0) + 1) * (NODE_W + COL_GAP)
-    height = 20 + max((len(m) for m in columns.values()), default=1) * (NODE_H + ROW_GAP)
+    height_of = {n: PAD * 2 + LINE_H * len(lines[n]) for n in nodes}
+    y, widest = 10, 0
+    parents: dict[str, list[str]] = {}
+    for a, b in edges:
+        parents.setdefault(b, []).append(a)
+    for band in sorted(bands):
+        # Under their parents, left to right: fewer crossing arrows.
+        def under(n: str) -> float:
+            xs = [pos[a][0] for a in parents.get(n, []) if a in pos]
+            return sum(xs) / len(xs) if xs else 0.0
+
+        members = sorted(bands[band], key=under)
+        for start in range(0, len(members), per_row):
+            row = members[start : start + per_row]
+            for i, n in enumerate(row):
+                pos[n] = (10 + i * (NODE_W + COL_GAP), y)
+            widest = max(widest, len(row))
+            y += max(height_of[n] for n in row) + ROW_GAP
+    width = 20 + max(widest, 1) * (NODE_W + COL_GAP) - COL_GAP
+    height = y - ROW_GAP + 10
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" style="max-width: 100%; height: auto" '
+        'font-family="sans-serif" font-size="11">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto">'
         '<path d="M0,0 L10,5 L0,10 z" fill="#666"/></marker></defs>',
     ]
     for a, b in edges:
         (x1, y1), (x2, y2) = pos[a], pos[b]
         parts.append(
-            f'<line x1="{x1 + NODE_W}" y1="{y1 + NODE_H // 2}" x2="{x2}" y2="{y2 + NODE_H // 2}" '
+            f'<line x1="{x1 + NODE_W // 2}" y1="{y1 + height_of[a]}" x2="{x2 + NODE_W // 2}" y2="{y2}" '
             'stroke="#666" marker-end="url(#arrow)"/>'
         )
     for n in nodes:
         x, y = pos[n]
         kind = n.split(":", 1)[0]
-        title, sub = _node_text(lineage, n)
+        title, detail = texts[n]
+        bold = ' font-weight="bold"'
+        spans = "".join(
+            f'<tspan x="{x + PAD}" y="{y + PAD + LINE_H * (i + 1) - 3}"{bold if i == 0 else ""}>'
+            f"{_esc(line)}</tspan>"
+            for i, line in enumerate(lines[n])
+        )
         parts.append(
-            f'<g><title>{_esc(n)}</title><rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6" '
-            f'fill="{_COLORS[kind]}" stroke="{_BORDER[kind]}"/>'
-            f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{_esc(title[:32])}</text>'
-            f'<text x="{x + 8}" y="{y + 35}">{_esc(sub[:34])}</text></g>'
+            f"<g><title>{_esc(title)}\n{_esc(detail)}\n({_esc(n)})</title>"
+            f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{height_of[n]}" rx="6" '
+            f'fill="{_COLORS[kind]}" stroke="{_BORDER[kind]}"/><text>{spans}</text></g>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -99,20 +149,25 @@ def _metrics_table(lineage: Lineage) -> str:
     if not versions:
         return "<p>No model versions.</p>"
     names = sorted({k for v in versions for k in v.metrics})
-    head = "".join(f"<th>{_esc(n)}</th>" for n in names)
+    head = "".join(f"<th>{_esc(n)}<br><small>on its own holdout</small></th>" for n in names)
     rows = []
     for v in versions:
         cells = "".join(f"<td>{v.metrics[n]:.4f}</td>" if n in v.metrics else "<td></td>" for n in names)
         verdict = "promoted" if v.promoted else "kept the champion" if v.promoted is False else ""
+        why = "; ".join(v.reasons)
+        if why:
+            why = f"both scored on the holdout of {v.key}: {why}"
         rows.append(
             f"<tr><td>{_esc(v.key)}</td><td>{_esc(', '.join(v.aliases))}</td>{cells}"
-            f"<td>{_esc(verdict)}</td><td>{_esc('; '.join(v.reasons))}</td><td><code>{_esc(v.job_id or '')}</code></td></tr>"
+            f"<td>{_esc(verdict)}</td><td>{_esc(why)}</td><td><code>{_esc(v.job_id or '')}</code></td></tr>"
         )
+    # The gate compares challenger and champion on the challenger's holdout, so its numbers differ
+    # from the per-version columns: the header and each cell say which holdout a number is from.
     return (
-        f"<table><tr><th>version</th><th>aliases</th>{head}<th>gate</th><th>why</th><th>run</th></tr>"
+        f"<table><tr><th>version</th><th>aliases</th>{head}<th>gate</th>"
+        "<th>why: challenger vs champion, both scored on the challenger's holdout</th><th>run</th></tr>"
         + "".join(rows)
-        + "</table><p>Metrics are each version's holdout scores; the gate scores the champion on the "
-        "challenger's holdout (the reasons above).</p>"
+        + "</table>"
     )
 
 
@@ -163,11 +218,11 @@ body {{ font-family: sans-serif; margin: 2em; color: #202124; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #dadce0; padding: 4px 8px; font-size: 13px; text-align: left; vertical-align: top; }}
 pre {{ background: #f8f9fa; padding: 1em; overflow-x: auto; font-size: 12px; }}
-.graph {{ overflow-x: auto; border: 1px solid #dadce0; padding: 8px; }}
+.graph {{ border: 1px solid #dadce0; padding: 8px; max-width: 100%; box-sizing: border-box; }}
 </style></head><body>
 <h1>{_esc(title)}</h1>
-<p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")}{took}. {len(lineage.events)} events, {len(lineage.runs)} runs,
-{len(lineage.versions)} model versions, {len(lineage.endpoints)} endpoints.</p>
+<p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")}{took}. {_plural(len(lineage.events), "event")}, {_plural(len(lineage.runs), "run")},
+{_plural(len(lineage.versions), "model version")}, {_plural(len(lineage.endpoints), "endpoint")}.</p>
 <h2>Lineage</h2>
 <div class="graph">{lineage_svg(lineage)}</div>
 <pre>{_esc(summary)}</pre>

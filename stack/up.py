@@ -41,6 +41,7 @@ from stack.config import (
     TOPICS,
     StackConfig,
     StackError,
+    command_hint,
     pid_alive,
     read_stack,
     stack_file,
@@ -92,7 +93,8 @@ class Stack:
         running = read_stack(root)
         if running is not None:
             raise StackError(
-                f"a stack is already running from {root} (pid {running['pid']}): `mlops-events down` first"
+                f"a stack is already running from {root} (pid {running['pid']}): "
+                f"{command_hint('down', cfg.state_dir)} first"
             )
         for sub in ("logs", "jobs", "dead-letters", "pipeline-root"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -430,7 +432,7 @@ def run_foreground(config: StackConfig, echo: Echo = print) -> int:
     try:
         info = stack.start()
         describe(info, echo)
-        echo("Ctrl-C (or `mlops-events down`) stops everything")
+        echo(f"Ctrl-C (or {command_hint('down', config.state_dir)}) stops everything")
         while not stop.wait(0.5):
             pass
         echo("stopping ...")
@@ -444,8 +446,15 @@ def run_foreground(config: StackConfig, echo: Echo = print) -> int:
 def start_detached(config: StackConfig, argv: list[str], timeout: float = 120.0) -> dict[str, Any]:
     """Run ``mlops-events up`` (``argv``, without --detach) in the background; wait until it is up."""
     root = config.root
+    running = read_stack(root)
+    if running is not None:  # say so now, not after a child has failed to start
+        raise StackError(
+            f"a stack is already running from {config.state_dir} (pid {running['pid']}): "
+            f"{command_hint('down', config.state_dir)} first"
+        )
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "stack.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0  # earlier stacks' lines are not ours
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "mlops_cli.main", *argv],
@@ -460,9 +469,17 @@ def start_detached(config: StackConfig, argv: list[str], timeout: float = 120.0)
         if info is not None and info.get("pid") == process.pid:
             return info
         if process.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-20:]
+            with log_path.open("rb") as f:
+                f.seek(offset)
+                lines = f.read().decode(errors="replace").splitlines()
+            # The reason first: the child's own `mlops-events: ...` message; else its last lines.
+            reasons = [
+                line.removeprefix("mlops-events: ") for line in lines if line.startswith("mlops-events: ")
+            ]
+            if reasons:
+                raise StackError(f"{reasons[-1]} (the stack exited {process.returncode}; log: {log_path})")
             raise StackError(
-                f"the stack did not start (exit {process.returncode}); {log_path}:\n" + "\n".join(tail)
+                f"the stack did not start (exit {process.returncode}); {log_path}:\n" + "\n".join(lines[-15:])
             )
         time.sleep(0.2)
     raise StackError(f"the stack was not up after {timeout:.0f}s; see {log_path}")

@@ -4,8 +4,8 @@ On Vertex AI Pipelines each task is a container of its own (about two minutes of
 each built-in pipeline is one task; the logic lives in ``tasks`` (which composes the plain steps
 of ``steps``). Fine-grained step components, for per-step caching, are in ``kfp_steps``.
 
-Every component runs on ``BASE_IMAGE``, an image with this project and its locked dependencies
-(see the Dockerfile); under kfp.local the current environment plays that part. So there is no
+Every component runs on ``BASE_IMAGE``, an image with this project and its ``pipelines`` extra at
+the versions of uv.lock (see the Dockerfile); under kfp.local the current environment plays that part. So there is no
 ``packages_to_install`` and no kfp install step (``install_kfp_package=False``).
 Imports sit inside the functions because KFP ships each function's source on its own.
 """
