@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_stack",
     "cmd_serve",
     "cmd_emulator",
+    "cmd_rerun",
 )
 
 

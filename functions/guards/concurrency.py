@@ -75,13 +75,6 @@ def release_run(store: StateStore, request: RunRequest, model: str) -> None:
 
 def launcher_status(settings: Settings) -> RunStatus:
     """How to ask the configured launcher for a job's state."""
-    if settings.launcher == "local":
-        from pipelines.launch.local import read_status
-
-        jobs = settings.state_dir / "jobs"
-        return lambda job_id: (
-            str(read_status(jobs / job_id).get("state")) if (jobs / job_id).exists() else None
-        )
     if settings.launcher == "dry-run":
         return lambda job_id: "SUCCEEDED"
     from pipelines.launch.vertex import VertexConfig
