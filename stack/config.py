@@ -45,9 +45,6 @@ NOTIFICATIONS_TOPIC: Final = "gcs-notifications"  # fake-gcs-server -> bridge (e
 # In the environment of every process started for a stack (value: its state directory), so that
 # `down` finds them all, even those whose parent was killed.
 STACK_MARKER: Final = "MLOPS_STACK_DIR"
-# The image uploaded models name. The emulator runs `mlops-events serve` (this environment) for any
-# image; on Google Cloud compile writes the real one into the templates (--base-image).
-LOCAL_SERVING_IMAGE: Final = "local/mlops-events:dev"
 
 PubSubMode = Literal["auto", "emulator", "embedded"]
 
@@ -128,7 +125,6 @@ def task_env(config: StackConfig, storage_host: str, pubsub: Mapping[str, str]) 
         "GOOGLE_CLOUD_REGION": config.region,
         "MLOPS_STAGING_BUCKET": f"gs://{config.staging_bucket}",
         "MLOPS_SERVING_RECORDS_URI": f"gs://{config.serving_records_bucket}",
-        "MLOPS_SERVING_IMAGE": LOCAL_SERVING_IMAGE,
     }
 
 
