@@ -1,10 +1,11 @@
-"""Publishers of ``pipelines.ports.Publisher``: Pub/Sub (also the emulator) and two local fallbacks.
+"""Publishers of ``pipelines.ports.Publisher``: Pub/Sub (also the emulator) and the local stack's
+fallback when the Pub/Sub emulator is not installed.
 
 - ``PubSubPublisher``: google-cloud-pubsub; honours ``PUBSUB_EMULATOR_HOST``.
-- ``PushPublisher``: where no emulator runs, POSTs the push envelope a Pub/Sub push subscription
-  would send (``{"message": {...}, "subscription": ...}``) to ``<url>/projects/P/topics/T``;
-  functions-framework turns that path and envelope into a ``messagePublished`` CloudEvent.
-- ``FilePublisher``: appends the envelope to ``<state dir>/pubsub/<topic>.jsonl``.
+- ``PushPublisher``: POSTs the push envelope a Pub/Sub push subscription would send
+  (``{"message": {...}, "subscription": ...}``) to ``<url>/projects/P/topics/T``, the local
+  stack's embedded dispatcher (``stack/dispatch.py``, ``MLOPS_PUBSUB_PUSH_URL``), which delivers it
+  to the topic's function as Pub/Sub would.
 
 ``topic`` is a short name (``alerts``) or a full ``projects/P/topics/T``.
 """
@@ -14,13 +15,11 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 
@@ -99,25 +98,4 @@ class PushPublisher:
             ) from exc
         except OSError as exc:
             raise PublishError(f"push of a message on {topic} to {url} failed: {exc}") from exc
-        return str(envelope["message"]["messageId"])
-
-
-class FilePublisher:
-    _lock = threading.Lock()
-
-    def __init__(self, project: str, state_dir: Path) -> None:
-        self.project = project
-        self.dir = Path(state_dir) / "pubsub"
-
-    def path(self, topic: str) -> Path:
-        return self.dir / f"{topic_path(self.project, topic).rsplit('/', 1)[-1]}.jsonl"
-
-    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
-        envelope = push_envelope(self.project, topic, data, attributes)
-        envelope["topic"] = topic_path(self.project, topic)
-        envelope["recorded_at"] = time.time()
-        path = self.path(topic)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(envelope) + "\n")
         return str(envelope["message"]["messageId"])

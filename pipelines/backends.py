@@ -1,111 +1,126 @@
-"""Choose the implementation of each port from the task's environment, at call time.
+"""Build each port from the task's environment, at call time.
 
-Components call these inside their function bodies (never at import or compile time), so the same
-compiled pipeline uses Vertex on Vertex AI Pipelines and the local stack under ``kfp.local``.
+Components call these inside their function bodies (never at import or compile time). There is
+one implementation of each port; only the API endpoint tells Vertex AI from the local emulator.
 
-Environment:
-- ``MLOPS_BACKEND``: ``vertex`` (default) or ``local``.
-- vertex: ``GOOGLE_CLOUD_PROJECT`` (else ``CLOUD_ML_PROJECT_ID``, which Vertex sets in its jobs),
-  ``GOOGLE_CLOUD_REGION`` (else ``CLOUD_ML_REGION``), ``MLOPS_SERVING_IMAGE`` for uploads.
-- local: ``MLOPS_REGISTRY_BUCKET`` (default ``mlops-registry``; a path or ``file://`` means a local
-  directory) holds the registry, endpoint state and serving logs, on ``STORAGE_EMULATOR_HOST``;
-  ``MLOPS_ENDPOINT_URL`` the prediction server (unset: predict in process);
-  ``MLOPS_REGISTRY_EVENTS_URL`` where registry audit events are POSTed; ``MLOPS_STATE_DIR`` the
-  outbox and file fallbacks; Pub/Sub: ``PUBSUB_EMULATOR_HOST``, else ``MLOPS_PUBSUB_PUSH_URL``,
-  else a JSONL file per topic under ``MLOPS_STATE_DIR``.
+| variable | meaning | default |
+|---|---|---|
+| ``VERTEX_API_ENDPOINT`` | Vertex AI API endpoint; ``http://HOST:PORT`` = the local emulator (anonymous, REST) | Vertex's regional endpoint, default credentials |
+| ``GOOGLE_CLOUD_PROJECT`` / ``CLOUD_ML_PROJECT_ID`` | project (Vertex sets the second in its tasks) | required |
+| ``GOOGLE_CLOUD_REGION`` / ``CLOUD_ML_REGION`` | region | ``us-central1`` |
+| ``MLOPS_STAGING_BUCKET`` | where the SDK stages a local model folder at upload (kfp.local) | the bucket of ``PIPELINE_ROOT`` |
+| ``MLOPS_SERVING_IMAGE`` | the serving image of uploads (compile writes it) | ``pipelines.images.BASE_IMAGE`` |
+| ``MLOPS_SERVING_RECORDS_URI`` | where the serving container writes records (set on the Model) | no records |
+| ``MLOPS_SERVING_SAMPLE_RATE`` | share of requests recorded (set on the Model) | 1.0 |
+| ``PUBSUB_EMULATOR_HOST`` | the Pub/Sub emulator (google-cloud-pubsub reads it) | Pub/Sub |
+| ``MLOPS_PUBSUB_PUSH_URL`` | the local stack's embedded dispatcher, when no Pub/Sub emulator is installed | unset |
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Literal
+from typing import Final
 
+from pipelines.images import BASE_IMAGE, SERVING_IMAGE_ENV
 from pipelines.ports import Endpoint, ModelRegistry, Publisher
+from pipelines.vertex_sdk import VertexSettings
 
-Backend = Literal["vertex", "local"]
-DEFAULT_REGISTRY_BUCKET = "mlops-registry"
-DEFAULT_LOCAL_PROJECT = "local-project"
-DEFAULT_REGION = "us-central1"
+API_ENDPOINT_ENV: Final = "VERTEX_API_ENDPOINT"
+STAGING_BUCKET_ENV: Final = "MLOPS_STAGING_BUCKET"
+PIPELINE_ROOT_ENV: Final = "PIPELINE_ROOT"
+RECORDS_URI_ENV: Final = "MLOPS_SERVING_RECORDS_URI"
+SAMPLE_RATE_ENV: Final = "MLOPS_SERVING_SAMPLE_RATE"
+PUSH_URL_ENV: Final = "MLOPS_PUBSUB_PUSH_URL"
+DEFAULT_REGION: Final = "us-central1"
 
 
 class BackendConfigError(ValueError):
     """The environment does not say enough to build a port; the message names the variable."""
 
 
-def backend() -> Backend:
-    value = os.environ.get("MLOPS_BACKEND", "vertex").strip().lower() or "vertex"
-    if value not in ("vertex", "local"):
-        raise BackendConfigError(f"MLOPS_BACKEND must be 'vertex' or 'local', got {value!r}")
-    return "local" if value == "local" else "vertex"
+def _env(name: str) -> str:
+    return os.environ.get(name, "").strip()
 
 
 def project() -> str:
-    value = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUD_ML_PROJECT_ID")
-    if value:
-        return value
-    if backend() == "local":
-        return DEFAULT_LOCAL_PROJECT
-    raise BackendConfigError("set GOOGLE_CLOUD_PROJECT (or run on Vertex AI, which sets CLOUD_ML_PROJECT_ID)")
+    value = _env("GOOGLE_CLOUD_PROJECT") or _env("CLOUD_ML_PROJECT_ID")
+    if not value:
+        raise BackendConfigError(
+            "set GOOGLE_CLOUD_PROJECT (or run on Vertex AI, which sets CLOUD_ML_PROJECT_ID)"
+        )
+    return value
 
 
 def region() -> str:
-    return os.environ.get("GOOGLE_CLOUD_REGION") or os.environ.get("CLOUD_ML_REGION") or DEFAULT_REGION
+    return _env("GOOGLE_CLOUD_REGION") or _env("CLOUD_ML_REGION") or DEFAULT_REGION
 
 
-def registry_root() -> str:
-    """``gs://<bucket>`` or a local directory: where the local registry, endpoints and logs live."""
-    value = os.environ.get("MLOPS_REGISTRY_BUCKET") or DEFAULT_REGISTRY_BUCKET
-    if value.startswith("gs://"):
-        return value.rstrip("/")
-    if value.startswith("file://") or "/" in value or value.startswith("."):
-        return str(Path(value.removeprefix("file://")).resolve())
-    return f"gs://{value}"
+def staging_bucket() -> str | None:
+    """``gs://bucket`` for the SDK's staging of local model folders: ``MLOPS_STAGING_BUCKET``
+    (a bucket name or ``gs://`` URI), else the bucket of ``PIPELINE_ROOT``; None without either
+    (an upload of a ``gs://`` artifact, as on Vertex AI Pipelines, stages nothing)."""
+    value = _env(STAGING_BUCKET_ENV)
+    if value:
+        bucket = value.removeprefix("gs://").split("/", 1)[0]
+        if not bucket:
+            raise BackendConfigError(f"{STAGING_BUCKET_ENV} names no bucket: {value!r}")
+        return f"gs://{bucket}"
+    root = _env(PIPELINE_ROOT_ENV)
+    if root.startswith("gs://") and root.removeprefix("gs://").split("/", 1)[0]:
+        return "gs://" + root.removeprefix("gs://").split("/", 1)[0]
+    return None
 
 
-def state_dir() -> Path | None:
-    value = os.environ.get("MLOPS_STATE_DIR")
-    return Path(value) if value else None
+def vertex_settings() -> VertexSettings:
+    return VertexSettings(
+        project=project(),
+        location=region(),
+        api_endpoint=_env(API_ENDPOINT_ENV) or None,
+        staging_bucket=staging_bucket(),
+    )
+
+
+def serving_image() -> str:
+    """The image uploads name: what compile wrote into the task, else the components' image."""
+    return _env(SERVING_IMAGE_ENV) or BASE_IMAGE
+
+
+def sample_rate() -> float | None:
+    raw = _env(SAMPLE_RATE_ENV)
+    if not raw:
+        return None
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise BackendConfigError(f"{SAMPLE_RATE_ENV} must be a number within 0..1, got {raw!r}") from None
+    if not 0.0 <= rate <= 1.0:
+        raise BackendConfigError(f"{SAMPLE_RATE_ENV} must be within 0..1, got {raw!r}")
+    return rate
 
 
 def model_registry() -> ModelRegistry:
-    if backend() == "local":
-        from pipelines.registry.audit_events import EventSink
-        from pipelines.registry.local import LocalModelRegistry
-
-        return LocalModelRegistry(
-            registry_root(),
-            project=project(),
-            location=region(),
-            principal=os.environ.get("MLOPS_PRINCIPAL") or None,
-            sink=EventSink.from_env(),
-        )
     from pipelines.registry.vertex import VertexModelRegistry
 
-    return VertexModelRegistry(project(), region())
+    return VertexModelRegistry(
+        vertex_settings(),
+        serving_image=serving_image(),
+        records_uri=_env(RECORDS_URI_ENV) or None,
+        sample_rate=sample_rate(),
+    )
 
 
-def endpoint(name: str) -> Endpoint:
-    if backend() == "local":
-        from pipelines.serving.local import LocalEndpoint
+def endpoint(name: str, *, machine_type: str | None = None) -> Endpoint:
+    from pipelines.serving.vertex import DEFAULT_MACHINE_TYPE, VertexEndpoint
 
-        return LocalEndpoint(name, registry_root(), os.environ.get("MLOPS_ENDPOINT_URL") or None)
-    from pipelines.serving.vertex import VertexEndpoint
-
-    return VertexEndpoint(name, project(), region())
+    return VertexEndpoint(name, vertex_settings(), machine_type=machine_type or DEFAULT_MACHINE_TYPE)
 
 
 def publisher() -> Publisher:
+    """Pub/Sub (the emulator with ``PUBSUB_EMULATOR_HOST``); the push publisher only where the
+    local stack runs its embedded dispatcher instead (no Pub/Sub emulator installed)."""
     from pipelines import alerts
 
-    if backend() == "vertex" or os.environ.get("PUBSUB_EMULATOR_HOST"):
-        return alerts.PubSubPublisher(project())
-    push_url = os.environ.get("MLOPS_PUBSUB_PUSH_URL")
-    if push_url:
+    push_url = _env(PUSH_URL_ENV)
+    if push_url and not _env("PUBSUB_EMULATOR_HOST"):
         return alerts.PushPublisher(project(), push_url)
-    directory = state_dir()
-    if directory is None:
-        raise BackendConfigError(
-            "no local Pub/Sub: set PUBSUB_EMULATOR_HOST, MLOPS_PUBSUB_PUSH_URL or MLOPS_STATE_DIR"
-        )
-    return alerts.FilePublisher(project(), directory)
+    return alerts.PubSubPublisher(project())

@@ -30,10 +30,10 @@ from events.catalog import (
     template_parameters,
 )
 from pipelines.discovery import DiscoveryError, Source, definitions, load_pipeline
+from pipelines.images import BASE_IMAGE, SERVING_IMAGE_ENV
 
 DEFAULT_OUT: Final = "build/templates"
 MANIFEST: Final = "manifest.json"
-SERVING_IMAGE_ENV: Final = "MLOPS_SERVING_IMAGE"
 
 
 class CompileError(RuntimeError):
@@ -178,8 +178,6 @@ def _set_deploy_constants(text: str, base_image: str | None, env: Mapping[str, s
     if not base_image and not env:
         return text
     import yaml
-
-    from pipelines.components.kfp_components import BASE_IMAGE
 
     lines = text.splitlines(keepends=True)
     header = "".join(line for line in _leading_comments(lines))

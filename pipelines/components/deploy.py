@@ -1,4 +1,11 @@
-"""Canary deployment: deploy next to what serves now, smoke-test, then promote or roll back."""
+"""Deployment: a smoke test of the new version alone, then a canary beside what serves now,
+then promote or roll back.
+
+The smoke test provably reaches the new version: it is deployed alone (100%) on a short-lived
+smoke-test endpoint, and the answer must name its deployed model and version
+(``deployedModelId``, ``modelVersionId`` of the predict response); the endpoint is deleted after.
+Only then does the version get a canary share of the real endpoint's traffic.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipelines.ports import Deployment, Endpoint, ModelVersion
+from pipelines.ports import Deployment, Endpoint, ModelVersion, Prediction
 
 
 def canary_traffic(previous: Mapping[str, int], new_version: str, canary_percent: int) -> dict[str, int]:
@@ -34,6 +41,16 @@ def normalize(traffic: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
+def _same_class(value: Any, cls: Any) -> bool:
+    """JSON carries numbers as doubles: a class 1 comes back as 1.0."""
+    if str(value) == str(cls):
+        return True
+    try:
+        return float(value) == float(cls)
+    except (TypeError, ValueError):
+        return False
+
+
 def check_predictions(
     predictions: Sequence[Any], n_instances: int, metadata: Mapping[str, Any]
 ) -> str | None:
@@ -51,22 +68,63 @@ def check_predictions(
                     return f"prediction {i} is not finite: {value!r}"
             except (TypeError, ValueError):
                 return f"prediction {i} is not a number: {value!r}"
-        elif classes and str(value) not in {str(c) for c in classes}:
+        elif classes and not any(_same_class(value, c) for c in classes):
             return f"prediction {i} ({value!r}) is not one of the model's classes {classes}"
     return None
 
 
+def served_by(answer: Prediction, deployment: Deployment, model: ModelVersion) -> str | None:
+    """Why ``answer`` was not given by ``model`` as deployed in ``deployment``, or None."""
+    expected = deployment.deployed_ids.get(model.version)
+    if expected is None:
+        return f"v{model.version} is not deployed on {deployment.endpoint}"
+    if answer.deployed_model_id != expected or answer.model_version_id != model.version:
+        return (
+            f"the answer came from deployed model {answer.deployed_model_id or '?'} (version "
+            f"{answer.model_version_id or '?'}), not v{model.version} (deployed model {expected})"
+        )
+    model_id = answer.model.split("@", 1)[0].rsplit("/", 1)[-1]
+    if model_id and model_id != model.model_name:
+        return f"the answer came from model {answer.model}, not {model.model_name}"
+    return None
+
+
 def smoke_test(
-    endpoint: Endpoint, version: str, instances: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any]
+    endpoint: Endpoint,
+    model: ModelVersion,
+    instances: Sequence[Mapping[str, Any]],
+    metadata: Mapping[str, Any],
 ) -> str | None:
-    """Send the instances to ``version`` on the endpoint; the reason it failed, or None."""
+    """Deploy ``model`` alone on a smoke-test endpoint beside ``endpoint``, predict there, check
+    that the answer came from it and looks like this model's output; always delete the
+    smoke-test endpoint. The reason it failed, or None."""
     if not instances:
         return "no smoke-test instances"
+    smoke = endpoint.smoke_test_endpoint(model.version)
     try:
-        predictions = endpoint.predict(instances, version=version)
+        deployment = smoke.deploy(model, traffic_percent=100)
+        answer = smoke.predict(instances)
+        return served_by(answer, deployment, model) or check_predictions(
+            answer.predictions, len(instances), metadata
+        )
     except Exception as exc:  # any failure to serve is the finding, not a crash of the step
-        return f"prediction request failed: {type(exc).__name__}: {exc}"
-    return check_predictions(predictions, len(instances), metadata)
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        try:
+            smoke.delete()
+        except Exception as exc:  # left behind: the next smoke test of this endpoint deletes it
+            print(f"warning: smoke-test endpoint {smoke.name} not deleted: {type(exc).__name__}: {exc}")
+
+
+def canary_check(
+    endpoint: Endpoint, instances: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any]
+) -> str | None:
+    """The endpoint answers through its new split with this model's kind of output, or why not."""
+    try:
+        answer = endpoint.predict(instances)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return check_predictions(answer.predictions, len(instances), metadata)
 
 
 def promote(endpoint: Endpoint, version: str) -> Deployment:
@@ -91,11 +149,14 @@ def deploy_canary(
     endpoint: Endpoint, model: ModelVersion, canary_percent: int
 ) -> tuple[dict[str, int], Deployment]:
     """Deploy ``model`` with the canary share; returns the traffic before and the deployment after."""
-    before = dict(endpoint.describe().traffic)
+    current = endpoint.describe()
+    before = dict(current.traffic)
     if before.get(model.version) == 100:
-        return before, endpoint.describe()
-    deployment = endpoint.deploy(model, traffic_percent=canary_percent if before else 100)
+        return before, current
     wanted = canary_traffic(before, model.version, canary_percent)
+    if model.version in current.deployed:  # a rerun after a failure: deployed, not yet promoted
+        return before, endpoint.set_traffic(wanted)
+    deployment = endpoint.deploy(model, traffic_percent=wanted[model.version])
     if dict(deployment.traffic) != wanted:
         deployment = endpoint.set_traffic(wanted)
     return before, deployment

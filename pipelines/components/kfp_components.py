@@ -13,13 +13,12 @@ Imports sit inside the functions because KFP ships each function's source on its
 # No `from __future__ import annotations`: KFP reads the annotations as types.
 
 import functools
-from typing import Final
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Metrics, Model, Output
 
 # The components' image. `mlops-events compile --base-image` rewrites it in the compiled templates.
-BASE_IMAGE: Final = "mlops-events/python-components:0.1.0"
+from pipelines.images import BASE_IMAGE
 
 component = functools.partial(dsl.component, base_image=BASE_IMAGE, install_kfp_package=False)
 

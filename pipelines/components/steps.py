@@ -1,8 +1,8 @@
 """One function per pipeline step: the body of each ``@dsl.component`` wrapper.
 
 They take plain values and local paths (the KFP artifacts' ``.path``), reach the registry,
-endpoints and alerts through ``pipelines.backends`` (chosen at run time by MLOPS_BACKEND), print a
-readable line or report for the task log, and return JSON-able dicts.
+endpoints and alerts through ``pipelines.backends`` (Vertex AI, or the emulator that the API
+endpoint names), print a readable line or report for the task log, and return JSON-able dicts.
 """
 
 from __future__ import annotations
@@ -160,8 +160,10 @@ def train(
         "hyperparameters": dict(hyperparameters),
         "metrics": {},
         "data_uris": data_mod.split_uris(data_uri),
-        "reference_uri": training.join_uri(model_uri, training.REFERENCE_FILE),
-        "holdout_uri": training.join_uri(model_uri, training.HOLDOUT_FILE),
+        # Relative to the model folder: the registry may stage the folder elsewhere (a local
+        # folder under kfp.local is copied to Cloud Storage at upload).
+        "reference_uri": training.REFERENCE_FILE,
+        "holdout_uri": training.HOLDOUT_FILE,
         "schema": validation.infer_schema(train_frame),
         "classes": classes,
         "training_rows": len(train_frame),
@@ -379,10 +381,50 @@ def evaluate_version(*, model_name: str, version: str, data_uri: str, label_colu
 # --- deployment ---------------------------------------------------------------------------------
 
 
-def _endpoint(endpoint_name: str, model_name: str) -> Any:
+def _endpoint(endpoint_name: str, model: ModelVersion) -> Any:
+    """The endpoint named ``endpoint_name``, else the model's own (named by its display name,
+    which is its id for the models this project registers)."""
     from pipelines import backends
 
-    return backends.endpoint(endpoint_name or model_name)
+    return backends.endpoint(endpoint_name or model.display_name or model.model_name)
+
+
+def _smoke_instances(model: ModelVersion, smoke_test_uri: str, rows: int) -> tuple[list[Any], dict[str, Any]]:
+    """Objects ``{feature: value}`` for a smoke test (the model's feature columns of the file, or
+    of the version's reference sample), and the version's metadata. A label column or any other
+    column is not sent; a missing feature is left for the serving container to name."""
+    from pipelines.components import training
+
+    meta = training.load_metadata(model.artifact_uri)
+    if smoke_test_uri:
+        frame = data_mod.load_dataset(smoke_test_uri)
+    else:
+        frame = data_mod.read_table(training.resolve_uri(meta["reference_uri"], model.artifact_uri))
+    frame = frame[[c for c in meta["feature_names"] if c in frame.columns]].head(rows)
+    instances: list[Any] = json.loads(frame.to_json(orient="records"))
+    return instances, meta
+
+
+def smoke_test(
+    *, model_name: str, version: str, endpoint_name: str, smoke_test_uri: str, rows: int = 5
+) -> dict[str, Any]:
+    """The version alone on a short-lived smoke-test endpoint (``deploy.smoke_test``)."""
+    from pipelines.components import deploy
+
+    mv = get_version(model_name, version)
+    assert mv is not None
+    instances, meta = _smoke_instances(mv, smoke_test_uri, rows)
+    reason = deploy.smoke_test(_endpoint(endpoint_name, mv), mv, instances, meta)
+    print(
+        f"smoke test of {mv.model_name} v{mv.version} alone on a smoke-test endpoint, {len(instances)} "
+        "instances: " + ("passed" if reason is None else f"FAILED: {reason}")
+    )
+    return {
+        "version": mv.version,
+        "passed": reason is None,
+        "reason": reason or "",
+        "instances": len(instances),
+    }
 
 
 def deploy_canary(
@@ -392,45 +434,45 @@ def deploy_canary(
 
     mv = get_version(model_name, version)
     assert mv is not None
-    previous, deployment = deploy.deploy_canary(_endpoint(endpoint_name, model_name), mv, canary_percent)
+    endpoint = _endpoint(endpoint_name, mv)
+    previous, deployment = deploy.deploy_canary(endpoint, mv, canary_percent)
     print(
-        f"deployed {model_name} v{mv.version} to {deployment.endpoint}: traffic {dict(deployment.traffic)} (before: {previous or 'nothing'})"
+        f"deployed {mv.model_name} v{mv.version} to {deployment.endpoint}: traffic {dict(deployment.traffic)} "
+        f"(before: {previous or 'nothing'})"
     )
-    return {"version": mv.version, "previous_traffic": previous, "traffic": dict(deployment.traffic)}
+    return {
+        "version": mv.version,
+        "endpoint": endpoint.name,
+        "previous_traffic": previous,
+        "traffic": dict(deployment.traffic),
+    }
 
 
-def smoke_test(
-    *, model_name: str, canary: Mapping[str, Any], endpoint_name: str, smoke_test_uri: str, rows: int = 5
+def canary_check(
+    *, model_name: str, canary: Mapping[str, Any], smoke_test_uri: str, rows: int = 5
 ) -> dict[str, Any]:
-    from pipelines.components import deploy, training
+    """The smoke-test instances through the real endpoint's new split (``deploy.canary_check``)."""
+    from pipelines import backends
+    from pipelines.components import deploy
 
     mv = get_version(model_name, canary["version"])
     assert mv is not None
-    meta = training.load_metadata(mv.artifact_uri)
-    if smoke_test_uri:
-        frame = data_mod.load_dataset(smoke_test_uri)
-    else:
-        frame = data_mod.read_table(training.resolve_uri(meta["reference_uri"], mv.artifact_uri))
-        frame = frame[[c for c in meta["feature_names"] if c in frame.columns]]
-    frame = frame.head(rows)
-    instances = json.loads(frame.to_json(orient="records"))
-    reason = deploy.smoke_test(_endpoint(endpoint_name, model_name), mv.version, instances, meta)
-    print(
-        f"smoke test of v{mv.version} with {len(instances)} instances: "
-        + ("passed" if reason is None else f"FAILED: {reason}")
-    )
-    return {"passed": reason is None, "reason": reason or "", "instances": len(instances)}
+    instances, meta = _smoke_instances(mv, smoke_test_uri, rows)
+    reason = deploy.canary_check(backends.endpoint(canary["endpoint"]), instances, meta)
+    print(f"canary check on {canary['endpoint']}: " + ("passed" if reason is None else f"FAILED: {reason}"))
+    return {"passed": reason is None, "reason": reason or ""}
 
 
 def finalize_deployment(
-    *, model_name: str, endpoint_name: str, canary: Mapping[str, Any], smoke: Mapping[str, Any]
+    *, model_name: str, canary: Mapping[str, Any], check: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Promote to 100% when the smoke test passed; otherwise roll back, then fail with the reason."""
+    """Promote to 100% when the canary check passed; otherwise roll back, then fail with the reason."""
+    from pipelines import backends
     from pipelines.components import deploy
 
-    endpoint = _endpoint(endpoint_name, model_name)
+    endpoint = backends.endpoint(canary["endpoint"])
     version = canary["version"]
-    if smoke["passed"]:
+    if check["passed"]:
         deployment = deploy.promote(endpoint, version)
         print(f"promoted v{version} to 100% of {deployment.endpoint}")
         return {
@@ -441,8 +483,20 @@ def finalize_deployment(
         }
     deployment = deploy.rollback(endpoint, version, canary["previous_traffic"])
     raise SmokeTestFailed(
-        f"rolled back v{version} of {model_name}: smoke test failed: {smoke['reason']}; "
+        f"rolled back v{version} of {model_name}: the canary failed: {check['reason']}; "
         f"traffic restored to {dict(deployment.traffic) or 'nothing'}"
+    )
+
+
+def refuse_failed_smoke_test(*, model_name: str, endpoint_name: str, smoke: Mapping[str, Any]) -> None:
+    """A version whose smoke test failed never reaches the real endpoint: fail, naming why."""
+    mv = get_version(model_name, smoke["version"])
+    assert mv is not None
+    endpoint = _endpoint(endpoint_name, mv)
+    traffic = dict(endpoint.describe().traffic)
+    raise SmokeTestFailed(
+        f"v{smoke['version']} of {model_name} not deployed: smoke test failed: {smoke['reason']}; "
+        f"endpoint {endpoint.name} unchanged (traffic {traffic or 'nothing'})"
     )
 
 
@@ -471,7 +525,7 @@ def drift(
     champion = get_version(model_name, CHAMPION)
     assert champion is not None
     meta = training.load_metadata(champion.artifact_uri)
-    serving_uri = serving_uri or _default_serving_uri(model_name, window_days)
+    serving_uri = serving_uri or _default_serving_uri(champion.model_name, window_days)
     current = predict.load_serving(serving_uri)
     if reference_uri:
         reference = data_mod.load_dataset(reference_uri)
@@ -482,7 +536,7 @@ def drift(
         model_name=model_name,
         champion_version=champion.version,
         serving_uri=serving_uri,
-        reference_uri=reference_uri or meta["reference_uri"],
+        reference_uri=reference_uri or training.resolve_uri(meta["reference_uri"], champion.artifact_uri),
         window=_window(current),
     )
     with open(json_path, "w", encoding="utf-8") as fh:
@@ -501,20 +555,15 @@ def _default_serving_uri(model_name: str, window_days: int = SERVING_WINDOW_DAYS
     """The day folders of the serving container's records of ``model_name`` that hold records,
     for the last ``window_days`` UTC days (``pipelines.serving.records`` layout), comma-separated.
 
-    Without ``MLOPS_SERVING_RECORDS_URI``, the local backend still reads the local prediction
-    server's log (until that server goes); elsewhere an empty ``serving_uri`` is an error.
+    Without ``MLOPS_SERVING_RECORDS_URI`` an empty ``serving_uri`` is an error naming it.
     """
     from datetime import timedelta
 
-    from pipelines import backends, storage_io
+    from pipelines import storage_io
     from pipelines.serving.records import day_prefixes, model_prefix
 
     root = os.environ.get(SERVING_RECORDS_ENV, "").strip()
     if not root:
-        if backends.backend() == "local":
-            from pipelines.serving.local import serving_log_prefix
-
-            return serving_log_prefix(backends.registry_root(), model_name)
         raise ComponentError(
             f"serving_uri is empty and {SERVING_RECORDS_ENV} is not set: name the serving records "
             "to compare (JSONL files or folders ending in /), or set where the serving container writes them"

@@ -166,16 +166,22 @@ def retrain_and_register(
 def deploy(
     *, model_name: str, version: str, endpoint_name: str, canary_percent: int, smoke_test_uri: str
 ) -> dict[str, Any]:
-    """Canary, smoke test, then promote to 100% or roll back (and fail with the reason)."""
-    canary = steps.deploy_canary(
-        model_name=model_name, version=version, endpoint_name=endpoint_name, canary_percent=canary_percent
-    )
+    """Smoke test of the version alone on a short-lived endpoint; then the canary split on the
+    real endpoint, checked through it; then promote to 100% or roll back (and fail with the reason).
+    A version that fails its smoke test never reaches the real endpoint."""
     smoke = steps.smoke_test(
-        model_name=model_name, canary=canary, endpoint_name=endpoint_name, smoke_test_uri=smoke_test_uri
+        model_name=model_name, version=version, endpoint_name=endpoint_name, smoke_test_uri=smoke_test_uri
     )
-    return steps.finalize_deployment(
-        model_name=model_name, endpoint_name=endpoint_name, canary=canary, smoke=smoke
+    if not smoke["passed"]:
+        steps.refuse_failed_smoke_test(model_name=model_name, endpoint_name=endpoint_name, smoke=smoke)
+    canary = steps.deploy_canary(
+        model_name=model_name,
+        version=smoke["version"],
+        endpoint_name=endpoint_name,
+        canary_percent=canary_percent,
     )
+    check = steps.canary_check(model_name=model_name, canary=canary, smoke_test_uri=smoke_test_uri)
+    return steps.finalize_deployment(model_name=model_name, canary=canary, check=check)
 
 
 def monitor(

@@ -1,26 +1,46 @@
 """Vertex AI Model Registry: each model is a parent model, each registration a new version of it.
 
-``google.cloud.aiplatform`` is imported inside the methods (it costs seconds at import). The
-arguments are built by pure functions (``upload_arguments``, ``vertex_labels``) so that they are
-tested here without the service.
+``register`` uploads with the SDK's ``Model.upload`` (``parent_model``, ``version_aliases``,
+``is_default_version=True``): a local model folder (kfp.local writes artifacts to local paths)
+is staged to Cloud Storage by the SDK itself, into the staging bucket of ``VertexSettings``.
+Every upload names the serving container (``pipelines.serving.contract.serving_container_spec``):
+the project's image, ``mlops-events serve``, and where to write serving records.
+
+Reads, alias moves and decisions go through the SDK's own GAPIC client (``ModelRegistry.client``,
+configured by ``aiplatform.init``): one call each, answering the full ``Model`` of a version.
+
+Names are resolved the way Vertex resolves them: ``models/ID@VERSION`` and ``models/ID@ALIAS``
+(``ID`` chosen at upload, or the numeric id Vertex generates for a model created in the
+console), then a model whose display name is the name given (ListModels filter).
 
 Metrics and the unsanitised labels travel in the version description as JSON (label values
-cannot hold a URI or a decimal point); ``get`` reads them back.
+cannot hold a URI or a decimal point); so do the decisions of people (approved / rejected, who,
+why). The arguments are built by pure functions, tested without the service.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from pipelines.ports import ModelVersion
-from pipelines.registry import DEFAULT_ALIAS, RegistryError, check_alias, check_model_id
+from pipelines.registry import (
+    ALIAS_RE,
+    DEFAULT_ALIAS,
+    MODEL_ID_RE,
+    RegistryError,
+    check_alias,
+    check_model_id,
+)
+from pipelines.vertex_sdk import VertexSettings, aiplatform
 
 MAX_LABELS: Final = 64
 MAX_LABEL_LEN: Final = 63
+NUMERIC_ID: Final = re.compile(r"^[1-9][0-9]{0,19}$")
+DECISIONS: Final = ("approved", "rejected")
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]")
 
 
@@ -42,74 +62,176 @@ def vertex_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def container_arguments(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``containerSpec`` (REST JSON, as ``serving_container_spec`` builds it) as the keyword
+    arguments of ``Model.upload``."""
+    return {
+        "serving_container_image_uri": spec["imageUri"],
+        "serving_container_command": list(spec.get("command") or []) or None,
+        "serving_container_environment_variables": {e["name"]: e["value"] for e in spec.get("env", [])}
+        or None,
+        "serving_container_ports": [p["containerPort"] for p in spec.get("ports", [])] or None,
+        "serving_container_predict_route": spec.get("predictRoute"),
+        "serving_container_health_route": spec.get("healthRoute"),
+    }
+
+
+def describe_version(
+    description: str,
+    metrics: Mapping[str, float],
+    labels: Mapping[str, str],
+    decisions: Sequence[Mapping[str, str]] = (),
+) -> str:
+    doc: dict[str, Any] = {"description": description, "metrics": dict(metrics), "labels": dict(labels)}
+    if decisions:
+        doc["decisions"] = [dict(d) for d in decisions]
+    return json.dumps(doc, sort_keys=True)
+
+
 def upload_arguments(
     *,
-    project: str,
-    location: str,
     model_name: str,
+    parent_model: str | None,
+    display_name: str | None = None,
     artifact_uri: str,
-    serving_image: str,
+    container_spec: Mapping[str, Any],
     labels: Mapping[str, str],
     metrics: Mapping[str, float],
     aliases: Sequence[str],
     description: str,
-    parent_exists: bool,
 ) -> dict[str, Any]:
-    """The keyword arguments of ``aiplatform.Model.upload`` for a new version of ``model_name``."""
-    check_model_id(model_name)
+    """The keyword arguments of ``aiplatform.Model.upload`` for a new version of ``model_name``:
+    under ``parent_model`` (its resource name, and ``display_name`` its display name, kept) when
+    the model exists, else a new model whose id and display name are ``model_name``."""
     for alias in aliases:
         check_alias(alias)
     args: dict[str, Any] = {
-        "project": project,
-        "location": location,
-        "display_name": model_name,
+        "display_name": display_name or model_name,
         "artifact_uri": artifact_uri,
-        "serving_container_image_uri": serving_image,
+        **container_arguments(container_spec),
         "labels": vertex_labels(labels),
         "version_aliases": [a for a in aliases if a != DEFAULT_ALIAS],
-        "version_description": json.dumps(
-            {"description": description, "metrics": dict(metrics), "labels": dict(labels)}, sort_keys=True
-        ),
+        "version_description": describe_version(description, metrics, labels),
         "is_default_version": True,
         "sync": True,
     }
-    if parent_exists:
-        args["parent_model"] = f"projects/{project}/locations/{location}/models/{model_name}"
+    if parent_model:
+        args["parent_model"] = parent_model
     else:
-        args["model_id"] = model_name
+        args["model_id"] = check_model_id(model_name)
     return args
 
 
-def parse_version_description(text: str | None) -> tuple[dict[str, str], dict[str, float]]:
-    """Labels and metrics from a version description written by ``upload_arguments``."""
+def parse_version_description(
+    text: str | None,
+) -> tuple[dict[str, str], dict[str, float], list[dict[str, str]], str]:
+    """Labels, metrics, decisions and the free text from a description ``describe_version`` wrote;
+    anything else (a description written in the console) is free text."""
     try:
         data = json.loads(text or "")
     except ValueError:
-        return {}, {}
+        return {}, {}, [], text or ""
     if not isinstance(data, dict):
-        return {}, {}
+        return {}, {}, [], text or ""
     labels = {str(k): str(v) for k, v in (data.get("labels") or {}).items()}
     metrics = {str(k): float(v) for k, v in (data.get("metrics") or {}).items()}
-    return labels, metrics
+    decisions = [{str(k): str(v) for k, v in d.items()} for d in data.get("decisions") or []]
+    return labels, metrics, decisions, str(data.get("description") or "")
+
+
+def check_ref(version_or_alias: str) -> str:
+    if not (NUMERIC_ID.match(version_or_alias) or ALIAS_RE.match(version_or_alias)):
+        raise RegistryError(f"{version_or_alias!r} is neither a version id nor an alias")
+    return version_or_alias
+
+
+def _is_id(model_name: str) -> bool:
+    return bool(NUMERIC_ID.match(model_name) or MODEL_ID_RE.match(model_name))
 
 
 class VertexModelRegistry:
-    def __init__(self, project: str, location: str, serving_image: str | None = None) -> None:
-        self.project = project
-        self.location = location
-        self.serving_image = serving_image or os.environ.get("MLOPS_SERVING_IMAGE")
+    def __init__(
+        self,
+        vertex: VertexSettings,
+        *,
+        serving_image: str,
+        records_uri: str | None = None,
+        sample_rate: float | None = None,
+    ) -> None:
+        if not serving_image:
+            raise RegistryError("the serving image is empty: every upload must name one")
+        self.vertex = vertex
+        self.serving_image = serving_image
+        self.records_uri = records_uri
+        self.sample_rate = sample_rate
+        self._resources: dict[str, tuple[str, str]] = {}  # name as given -> (models/ID, display name)
+        self._gapic: tuple[Any, Any] | None = None
 
-    def _model_resource(self, model_name: str) -> str:
-        return f"projects/{self.project}/locations/{self.location}/models/{check_model_id(model_name)}"
+    # --- plumbing -------------------------------------------------------------------------------
 
-    def _model(self, resource: str) -> Any:
+    def _sdk(self) -> Any:
+        return aiplatform(self.vertex)
+
+    def _client(self) -> Any:
+        """The SDK's ModelService client (``ModelRegistry.client`` is built the same way)."""
+        sdk = self._sdk()
+        if self._gapic is None or self._gapic[0] is not sdk.initializer.global_config:
+            client = sdk.initializer.global_config.create_client(
+                client_class=sdk.utils.ModelClientWithOverride, location_override=self.vertex.location
+            )
+            self._gapic = (sdk.initializer.global_config, client)
+        return self._gapic[1]
+
+    def _get(self, name: str) -> Any:
         from google.api_core import exceptions as gexc
-        from google.cloud import aiplatform
 
         try:
-            return aiplatform.Model(model_name=resource, project=self.project, location=self.location)
+            return self._client().get_model(name=name)
         except gexc.NotFound:
             return None
+
+    def _model_resource(self, model_name: str) -> str | None:
+        found = self._model(model_name)
+        return found[0] if found else None
+
+    def _model(self, model_name: str) -> tuple[str, str] | None:
+        """``projects/N/locations/L/models/ID`` and display name of the model named
+        ``model_name``: by id (chosen or numeric), else by display name; None when there is
+        none. Several models with that display name (and none with that id) is an error."""
+        if model_name in self._resources:
+            return self._resources[model_name]
+        found = None
+        if _is_id(model_name):
+            model = self._get(f"{self.vertex.parent}/models/{model_name}")
+            found = (model.name, model.display_name) if model is not None else None
+        if found is None and not NUMERIC_ID.match(model_name):
+            escaped = model_name.replace("\\", "\\\\").replace('"', '\\"')
+            models = list(
+                self._client().list_models(
+                    request={"parent": self.vertex.parent, "filter": f'display_name="{escaped}"'}
+                )
+            )
+            names = sorted({m.name for m in models})
+            if len(names) > 1:
+                raise RegistryError(
+                    f"{len(names)} models have the display name {model_name!r}: "
+                    + ", ".join(n.rsplit("/", 1)[-1] for n in names)
+                    + "; name one by its id"
+                )
+            found = (names[0], model_name) if names else None
+        if found is not None:
+            self._resources[model_name] = found
+        return found
+
+    def _container_spec(self, model_name: str) -> dict[str, Any]:
+        from pipelines.serving.contract import DEFAULT_SAMPLE_RATE, serving_container_spec
+
+        rate = DEFAULT_SAMPLE_RATE if self.sample_rate is None else self.sample_rate
+        return serving_container_spec(
+            self.serving_image, model_name=model_name, records_uri=self.records_uri, sample_rate=rate
+        )
+
+    # --- ModelRegistry --------------------------------------------------------------------------
 
     def register(
         self,
@@ -121,72 +243,136 @@ class VertexModelRegistry:
         aliases: Sequence[str] = (),
         description: str = "",
     ) -> ModelVersion:
-        from google.cloud import aiplatform
+        from google.api_core import exceptions as gexc
 
-        if not self.serving_image:
+        sdk = self._sdk()
+        if not artifact_uri.startswith("gs://") and not self.vertex.staging_bucket:
             raise RegistryError(
-                "MLOPS_SERVING_IMAGE is not set: name the Vertex AI prebuilt scikit-learn prediction "
-                "image (sklearn-cpu) matching the training scikit-learn version"
+                f"model artifact {artifact_uri} is a local folder and there is no staging bucket to "
+                "copy it to: set MLOPS_STAGING_BUCKET (or PIPELINE_ROOT, whose bucket is the default)"
             )
-        parent = self._model(f"projects/{self.project}/locations/{self.location}/models/{model_name}")
-        args = upload_arguments(
-            project=self.project,
-            location=self.location,
-            model_name=model_name,
-            artifact_uri=artifact_uri,
-            serving_image=self.serving_image,
-            labels=labels,
-            metrics=metrics,
-            aliases=aliases,
-            description=description,
-            parent_exists=parent is not None,
-        )
-        model = aiplatform.Model.upload(**args)
-        return self._to_version(model_name, model)
+        parent = self._model(model_name)
+        model_id = parent[0].rsplit("/", 1)[-1] if parent else check_model_id(model_name)
+
+        def upload(parent_model: tuple[str, str] | None) -> Any:
+            args = upload_arguments(
+                model_name=model_id,
+                parent_model=parent_model[0] if parent_model else None,
+                display_name=parent_model[1] if parent_model else None,
+                artifact_uri=artifact_uri,
+                container_spec=self._container_spec(model_id),
+                labels=labels,
+                metrics=metrics,
+                aliases=aliases,
+                description=description,
+            )
+            return sdk.Model.upload(**args)
+
+        try:
+            model = upload(parent)
+        except gexc.Conflict:
+            # Another run created the model between our lookup and our upload: add a version to it.
+            self._resources.pop(model_name, None)
+            parent = self._model(model_name)
+            if parent is None:
+                raise
+            model = upload(parent)
+        return self._to_version(model.gca_resource)
 
     def get(self, model_name: str, version_or_alias: str) -> ModelVersion | None:
-        model = self._model(f"{self._model_resource(model_name)}@{version_or_alias}")
-        return self._to_version(model_name, model) if model is not None else None
+        ref = check_ref(version_or_alias)
+        if _is_id(model_name) and model_name not in self._resources:
+            found = self._get(f"{self.vertex.parent}/models/{model_name}@{ref}")
+            if found is not None:
+                self._resources[model_name] = (found.name, found.display_name)
+                return self._to_version(found)
+        resource = self._model_resource(model_name)
+        if resource is None:
+            return None
+        found = self._get(f"{resource}@{ref}")
+        return self._to_version(found) if found is not None else None
 
     def list_versions(self, model_name: str) -> list[ModelVersion]:
         from google.api_core import exceptions as gexc
-        from google.cloud import aiplatform
 
-        registry = aiplatform.models.ModelRegistry(
-            model=self._model_resource(model_name), project=self.project, location=self.location
-        )
+        resource = self._model_resource(model_name)
+        if resource is None:
+            return []
         try:
-            infos = registry.list_versions()
+            models = list(self._client().list_model_versions(name=resource))
         except gexc.NotFound:
             return []
-        versions = [self.get(model_name, str(info.version_id)) for info in infos]
-        return sorted((v for v in versions if v is not None), key=lambda v: int(v.version))
+        return sorted((self._to_version(m) for m in models), key=lambda v: int(v.version))
+
+    def list_models(self) -> list[str]:
+        """The ids of every model in the project and region."""
+        return sorted(
+            {m.name.rsplit("/", 1)[-1] for m in self._client().list_models(parent=self.vertex.parent)}
+        )
 
     def set_alias(self, model_name: str, version: str, alias: str) -> ModelVersion:
-        from google.cloud import aiplatform
+        """MergeVersionAliases: Vertex takes the alias from the version that held it."""
+        from google.api_core import exceptions as gexc
 
         check_alias(alias)
-        registry = aiplatform.models.ModelRegistry(
-            model=self._model_resource(model_name), project=self.project, location=self.location
-        )
-        # MergeVersionAliases: Vertex removes the alias from the version that held it.
-        registry.add_version_aliases(new_aliases=[alias], version=version)
-        result = self.get(model_name, version)
-        if result is None:
-            raise RegistryError(f"model {model_name!r} version {version!r} vanished after setting {alias!r}")
-        return result
+        resource = self._require(model_name)
+        try:
+            model = self._client().merge_version_aliases(
+                name=f"{resource}@{check_ref(version)}", version_aliases=[alias]
+            )
+        except gexc.NotFound as exc:
+            raise RegistryError(f"model {model_name!r} has no version {version!r}") from exc
+        return self._to_version(model)
 
-    def _to_version(self, model_name: str, model: Any) -> ModelVersion:
-        labels, metrics = parse_version_description(getattr(model, "version_description", None))
+    def record_decision(
+        self, model_name: str, version: str, decision: str, *, principal: str, reason: str
+    ) -> ModelVersion:
+        """Append ``{decision, principal, reason, at}`` to the version's description and set its
+        ``decision`` label (UpdateModel of the version; the audit log names the caller too)."""
+        from google.protobuf import field_mask_pb2
+
+        if decision not in DECISIONS:
+            raise RegistryError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
+        if not reason.strip():
+            raise RegistryError("a decision needs a reason")
+        resource = self._require(model_name)
+        current = self._get(f"{resource}@{check_ref(version)}")
+        if current is None:
+            raise RegistryError(f"model {model_name!r} has no version {version!r}")
+        labels, metrics, decisions, text = parse_version_description(current.version_description)
+        at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        decisions.append({"decision": decision, "principal": principal, "reason": reason, "at": at})
+        model = {
+            "name": f"{resource}@{current.version_id}",
+            "version_description": describe_version(text, metrics, labels, decisions),
+            "labels": {**dict(current.labels), "decision": decision},
+        }
+        updated = self._client().update_model(
+            model=model, update_mask=field_mask_pb2.FieldMask(paths=["version_description", "labels"])
+        )
+        return self._to_version(updated)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _require(self, model_name: str) -> str:
+        resource = self._model_resource(model_name)
+        if resource is None:
+            raise RegistryError(f"model {model_name!r} is not in the registry ({self.vertex.parent})")
+        return resource
+
+    @staticmethod
+    def _to_version(model: Any) -> ModelVersion:
+        labels, metrics, decisions, _ = parse_version_description(model.version_description)
+        created = model.version_create_time
         return ModelVersion(
-            model_name=model_name,
+            model_name=model.name.rsplit("/", 1)[-1],
             version=str(model.version_id),
-            artifact_uri=str(model.uri or ""),
-            aliases=tuple(model.version_aliases or ()),
-            labels=labels or dict(model.labels or {}),
+            artifact_uri=str(model.artifact_uri or ""),
+            aliases=tuple(model.version_aliases),
+            labels=labels or dict(model.labels),
             metrics=metrics,
-            resource_name=f"{model.resource_name}@{model.version_id}",
-            created_at=str(model.version_create_time)
-            if getattr(model, "version_create_time", None)
-            else None,
+            resource_name=f"{model.name}@{model.version_id}",
+            created_at=created.isoformat() if created else None,
+            display_name=str(model.display_name),
+            decisions=tuple(decisions),
         )

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +10,7 @@ import pytest
 from events.envelope import from_http
 from events.model import PubSubMessage
 from events.parse import parse
-from pipelines import backends
-from pipelines.alerts import FilePublisher, PushPublisher
+from pipelines.alerts import PushPublisher
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -47,20 +44,3 @@ def test_push_publisher_posts_an_envelope_the_parser_reads(
     assert isinstance(event, PubSubMessage)
     assert (event.topic, event.message_id, event.json) == ("alerts", message_id, {"alert": 1})
     assert event.attributes == {"kind": "drift"}
-
-
-def test_publisher_choice_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PUBSUB_EMULATOR_HOST", "MLOPS_PUBSUB_PUSH_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MLOPS_BACKEND", "local")
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
-    publisher = backends.publisher()
-    assert isinstance(publisher, FilePublisher)
-    publisher.publish("projects/p/topics/alerts", b"x", {})
-    (line,) = (tmp_path / "pubsub" / "alerts.jsonl").read_text().splitlines()
-    assert json.loads(line)["topic"] == "projects/p/topics/alerts"
-    monkeypatch.setenv("MLOPS_PUBSUB_PUSH_URL", "http://127.0.0.1:1")
-    assert isinstance(backends.publisher(), PushPublisher)
-    monkeypatch.setenv("MLOPS_BACKEND", "cloud")
-    with pytest.raises(ValueError, match="MLOPS_BACKEND must be"):
-        backends.backend()

@@ -1,10 +1,24 @@
+"""The Vertex AI Model Registry adapter: its pure argument builders, then the adapter itself
+against the Vertex AI emulator through the real SDK (REST, anonymous credentials)."""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
+from pipelines import backends
+from pipelines.images import BASE_IMAGE
 from pipelines.registry import RegistryError
-from pipelines.registry.vertex import parse_version_description, upload_arguments, vertex_labels
-from pipelines.serving.vertex import split_by_deployed_id, to_vertex_instances, traffic_by_version
+from pipelines.registry.vertex import (
+    container_arguments,
+    parse_version_description,
+    upload_arguments,
+    vertex_labels,
+)
+from pipelines.serving.contract import serving_container_spec
+from pipelines.serving.vertex import EndpointError, split_by_deployed_id, traffic_by_version
+from tests.pipelines.conftest import Vertex
 
 
 def test_labels_follow_vertex_rules() -> None:
@@ -15,39 +29,162 @@ def test_labels_follow_vertex_rules() -> None:
 
 
 def test_upload_arguments_for_a_new_and_an_existing_model() -> None:
+    spec = serving_container_spec("IMAGE", model_name="churn", records_uri="gs://r/serving", sample_rate=0.5)
     common = dict(
-        project="p",
-        location="us-central1",
         model_name="churn",
         artifact_uri="gs://b/models/churn/run-1",
-        serving_image="IMAGE",
+        container_spec=spec,
         labels={"data_uri": "gs://b/x.csv"},
         metrics={"roc_auc": 0.91},
         aliases=["challenger"],
         description="trained by run-1",
     )
-    first = upload_arguments(**common, parent_exists=False)  # type: ignore[arg-type]
+    first = upload_arguments(**common, parent_model=None)  # type: ignore[arg-type]
     assert first["model_id"] == "churn" and "parent_model" not in first
     assert first["version_aliases"] == ["challenger"] and first["is_default_version"] is True
     assert first["labels"] == {"data_uri": "gs___b_x_csv"}
     assert first["serving_container_image_uri"] == "IMAGE"
-    assert parse_version_description(first["version_description"]) == (
+    assert first["serving_container_command"] == ["mlops-events", "serve"]
+    assert first["serving_container_environment_variables"] == {
+        "MLOPS_MODEL_NAME": "churn",
+        "MLOPS_SERVING_SAMPLE_RATE": "0.5",
+        "MLOPS_SERVING_RECORDS_URI": "gs://r/serving",
+    }
+    labels, metrics, decisions, text = parse_version_description(first["version_description"])
+    assert (labels, metrics, decisions, text) == (
         {"data_uri": "gs://b/x.csv"},
         {"roc_auc": 0.91},
+        [],
+        "trained by run-1",
     )
-    later = upload_arguments(**common, parent_exists=True)  # type: ignore[arg-type]
-    assert (
-        later["parent_model"] == "projects/p/locations/us-central1/models/churn" and "model_id" not in later
-    )
+    parent = "projects/p/locations/us-central1/models/churn"
+    later = upload_arguments(**common, parent_model=parent)  # type: ignore[arg-type]
+    assert later["parent_model"] == parent and "model_id" not in later
     with pytest.raises(RegistryError, match="alias"):
-        upload_arguments(**{**common, "aliases": ["Champion!"]}, parent_exists=True)  # type: ignore[arg-type]
-    assert parse_version_description("not json") == ({}, {})
+        upload_arguments(**{**common, "aliases": ["Champion!"]}, parent_model=parent)  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="not a valid Vertex model id"):
+        upload_arguments(**{**common, "model_name": "Churn"}, parent_model=None)  # type: ignore[arg-type]
+    assert parse_version_description("written in the console") == ({}, {}, [], "written in the console")
+    assert container_arguments({"imageUri": "i"})["serving_container_command"] is None
 
 
-def test_endpoint_traffic_and_instances_translate() -> None:
+def test_endpoint_traffic_translates() -> None:
     versions = {"111": "1", "222": "2"}
     assert traffic_by_version({"111": 90, "222": 10}, versions) == {"1": 90, "2": 10}
     assert split_by_deployed_id({"2": 100}, versions) == {"111": 0, "222": 100}
-    with pytest.raises(ValueError, match="not deployed"):
+    with pytest.raises(EndpointError, match="not deployed"):
         split_by_deployed_id({"3": 100}, versions)
-    assert to_vertex_instances([{"b": 2, "a": 1}, [3, 4]], ["a", "b"]) == [[1, 2], [3, 4]]
+
+
+# --- against the emulator -------------------------------------------------------------------------
+
+
+def model_folder(tmp_path: Path, name: str = "model") -> str:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "model.joblib").write_bytes(b"weights")
+    (folder / "metadata.json").write_text('{"feature_names": ["x"]}')
+    return str(folder)
+
+
+@pytest.mark.slow
+def test_versions_aliases_and_names_as_vertex_resolves_them(vertex: Vertex, tmp_path: Path) -> None:
+    aiplatform = vertex.sdk()
+    registry = backends.model_registry()
+    first = registry.register(
+        "churn", model_folder(tmp_path, "v1"), labels={"data_uri": "gs://b/x.csv"}, metrics={"roc_auc": 0.9},
+        aliases=["challenger"], description="first",
+    )  # fmt: skip
+    second = registry.register(
+        "churn", model_folder(tmp_path, "v2"), labels={}, metrics={"roc_auc": 0.8}, aliases=["challenger"]
+    )
+    assert (first.version, second.version) == ("1", "2")
+    # The SDK staged each local folder into the staging bucket.
+    assert first.artifact_uri.startswith(vertex.staging_bucket + "/vertex_ai_auto_staging/")
+    assert first.labels == {"data_uri": "gs://b/x.csv"} and first.metrics == {"roc_auc": 0.9}
+    assert registry.get("churn", "challenger") == registry.get("churn", "2")  # the alias moved
+    assert registry.get("churn", "default").version == "2"  # type: ignore[union-attr]
+    moved = registry.set_alias("churn", "1", "champion")
+    assert moved.aliases == ("champion",)
+    assert registry.set_alias("churn", "2", "champion").version == "2"
+    assert registry.get("churn", "1").aliases == ()  # type: ignore[union-attr]
+    assert registry.get("churn", "9") is None and registry.get("no-such-model", "1") is None
+    assert [v.version for v in registry.list_versions("churn")] == ["1", "2"]
+    assert "churn" in registry.list_models()
+    with pytest.raises(RegistryError, match="no version '7'"):
+        registry.set_alias("churn", "7", "champion")
+    with pytest.raises(RegistryError, match="neither a version id nor an alias"):
+        registry.get("churn", "Champion!")
+
+    # Uploads always name the serving image (issue 11: "MLOPS_SERVING_IMAGE is not set").
+    spec = aiplatform.Model(second.resource_name).gca_resource.container_spec
+    assert spec.image_uri == BASE_IMAGE and list(spec.command) == ["mlops-events", "serve"]
+    env = {e.name: e.value for e in spec.env}
+    assert env["MLOPS_MODEL_NAME"] == "churn" and env["MLOPS_SERVING_RECORDS_URI"] == vertex.records_uri
+
+
+@pytest.mark.slow
+def test_a_model_made_in_the_console_resolves_by_numeric_id_and_display_name(vertex: Vertex) -> None:
+    """Issue 11: ``vertex-merge-version-aliases-ui.json`` names model ``1234567890@5``; the registry
+    answered "model name '1234567890' is not a valid Vertex model id"."""
+    aiplatform = vertex.sdk()
+
+    made = aiplatform.Model.upload(
+        display_name="console-churn",
+        artifact_uri=vertex.uri("console/1"),
+        serving_container_image_uri="img:1",
+    )
+    model_id = made.resource_name.rsplit("/", 1)[-1]
+    assert model_id.isdigit()
+    registry = backends.model_registry()
+    by_id = registry.get(model_id, "1")
+    assert by_id is not None and by_id.model_name == model_id and by_id.display_name == "console-churn"
+    assert registry.get("console-churn", "default") == by_id
+    # A version registered by name goes under that model, not into a new one.
+    added = registry.register("console-churn", vertex.uri("console/2"), labels={}, metrics={})
+    assert (added.model_name, added.version, added.artifact_uri) == (model_id, "2", vertex.uri("console/2"))
+    assert sorted(registry.set_alias(model_id, "2", "champion").aliases) == ["champion", "default"]
+
+    aiplatform.Model.upload(
+        display_name="console-churn",
+        artifact_uri=vertex.uri("console/x"),
+        serving_container_image_uri="img:1",
+    )
+    with pytest.raises(RegistryError, match="2 models have the display name 'console-churn'"):
+        backends.model_registry().get("console-churn", "1")
+    assert backends.model_registry().get(model_id, "2") is not None  # an id is never ambiguous
+
+
+@pytest.mark.slow
+def test_a_decision_is_recorded_with_who_and_why(vertex: Vertex, tmp_path: Path) -> None:
+    registry = backends.model_registry()
+    version = registry.register(
+        "approvals", model_folder(tmp_path), labels={"run_id": "r1"}, metrics={"f1": 0.7}
+    )
+    approved = registry.record_decision(
+        "approvals", version.version, "approved", principal="alice@example.com", reason="reviewed the report"
+    )
+    assert approved.labels == {"run_id": "r1"} and approved.metrics == {"f1": 0.7}
+    ((decision),) = approved.decisions
+    assert decision["decision"] == "approved" and decision["principal"] == "alice@example.com"
+    again = registry.record_decision(
+        "approvals", "1", "rejected", principal="bob@example.com", reason="drift"
+    )
+    assert [d["decision"] for d in again.decisions] == ["approved", "rejected"]
+    assert registry.get("approvals", "1") == again
+    with pytest.raises(RegistryError, match="decision must be one of"):
+        registry.record_decision("approvals", "1", "maybe", principal="x", reason="y")
+
+
+@pytest.mark.slow
+def test_a_local_folder_without_a_staging_bucket_is_a_clear_error(
+    vertex: Vertex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLOPS_STAGING_BUCKET")
+    with pytest.raises(RegistryError, match="set MLOPS_STAGING_BUCKET"):
+        backends.model_registry().register("nowhere", model_folder(tmp_path), labels={}, metrics={})
+    monkeypatch.setenv("PIPELINE_ROOT", vertex.staging_bucket + "/pipeline-root")
+    staged = backends.model_registry().register(
+        "nowhere", model_folder(tmp_path, "again"), labels={}, metrics={}
+    )
+    assert staged.artifact_uri.startswith(vertex.staging_bucket + "/")
