@@ -125,6 +125,7 @@ def task_env(config: StackConfig, storage_host: str, pubsub: Mapping[str, str]) 
         "GOOGLE_CLOUD_REGION": config.region,
         "MLOPS_STAGING_BUCKET": f"gs://{config.staging_bucket}",
         "MLOPS_SERVING_RECORDS_URI": f"gs://{config.serving_records_bucket}",
+        "MLOPS_SERVING_RECORDS_FLUSH_SECONDS": "1",
     }
 
 

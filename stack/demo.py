@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,7 @@ def send_traffic(
     client: VertexClient, model: str, progress: Progress, *, batches: int = 4, rows: int = 100
 ) -> int:
     """Prediction requests to the model's endpoint (``:predict``), whose features drift a little
-    more with each batch."""
+    more with each batch. Returns how many instances were sent."""
     endpoint = client.endpoint(model)
     if endpoint is None:
         raise DemoError(f"step 3: Vertex AI has no endpoint named {model!r} after the deployment")
@@ -232,7 +233,7 @@ def send_traffic(
         for start in range(0, rows, 25):
             instances = json.loads(frame.iloc[start : start + 25].to_json(orient="records"))
             try:
-                answer = client.predict(str(endpoint["name"]), instances, {"X-Request-Id": uuid.uuid4().hex})
+                answer = client.predict(str(endpoint["name"]), instances)
             except VertexApiError as exc:
                 raise DemoError(f"step 3: a prediction failed: {exc}") from exc
             versions.add(str(answer.get("modelVersionId")))
@@ -243,6 +244,31 @@ def send_traffic(
             f"{(frame['plan'] == 'pro').mean():.0%} on pro -> served by v{', v'.join(sorted(versions))}",
         )
     return sent
+
+
+def wait_for_records(records_uri: str, model: str, since: datetime, count: int, timeout: float = 60.0) -> int:
+    """Wait until the serving containers have written ``count`` records of ``model`` timed after
+    ``since`` (they write in batches, off the request path): monitoring must see the traffic it
+    is asked about."""
+    from pipelines import storage_io
+
+    prefix = f"{records_uri.rstrip('/')}/{model}/"
+    deadline = time.monotonic() + timeout
+    after = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the records' own format
+    while True:
+        seen = 0
+        for uri in storage_io.list_uris(prefix):
+            if uri.endswith(".jsonl"):
+                lines = storage_io.read_text(uri).splitlines()
+                seen += sum(1 for line in lines if str(json.loads(line).get("timestamp")) >= after)
+        if seen >= count:
+            return seen
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"step 3: only {seen} of the {count} predictions were recorded under {prefix} after "
+                f"{timeout:.0f}s; look at the serving logs in the Vertex AI emulator's state (serving/)"
+            )
+        time.sleep(0.5)
 
 
 def request_monitoring(info: dict[str, Any], model: str) -> str:
@@ -317,10 +343,17 @@ def run_demo(
         steps["deployment"] = time.monotonic() - started
 
         # 3. Traffic that drifts, and the labels of that period.
+        traffic_from = datetime.now(UTC)
         sent = send_traffic(client, model, progress)
+        records_uri = f"gs://{config.serving_records_bucket}"
+        recorded = wait_for_records(records_uri, model, traffic_from, sent, timeout=timeout_per_step)
         feedback = f"gs://{bucket}/feedback/{model}/customers-week-2.csv"
         storage_io.write_bytes(feedback, to_bytes(demo_data.drifted(), "csv"), "text/csv")
-        progress.say("demo", f"step 3: sent {sent} predictions; labels of the period landed at {feedback}")
+        progress.say(
+            "demo",
+            f"step 3: sent {recorded} predictions, recorded under {records_uri}/{model}/; the labels of "
+            f"the period landed at {feedback}",
+        )
 
         # 4. Monitoring on request -> drift alert -> retraining.
         message_id = request_monitoring(info, model)

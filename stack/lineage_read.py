@@ -123,7 +123,8 @@ def version_node(model_id: str, version: dict[str, Any]) -> VersionNode:
     """A model version (REST JSON of a Model) as the lineage shows it."""
     from pipelines.registry.vertex import parse_version_description
 
-    labels, metrics = parse_version_description(version.get("versionDescription"))
+    # The registry keeps metrics and the unsanitised labels in the version description.
+    labels, metrics, *_ = parse_version_description(version.get("versionDescription"))
     return VersionNode(
         model=model_id,
         version=str(version.get("versionId")),
