@@ -331,6 +331,9 @@ class Stack:
             with contextlib.suppress(Exception):
                 close()
         self._stop_first.clear()
+        for proc, _port in self._served:  # all at once, then wait for each
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.process.pid, signal.SIGTERM)
         for proc, _port in self._served:
             proc.stop()
         self._served.clear()
