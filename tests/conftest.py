@@ -23,22 +23,14 @@ def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcs]:
 
 @pytest.fixture
 def gcs_env(monkeypatch: pytest.MonkeyPatch, fake_gcs: FakeGcs, tmp_path: Path) -> Iterator[str]:
-    """Point storage clients at fake-gcs-server, select the local backend, create a fresh bucket
-    (also the registry bucket) and yield its name."""
+    """Point storage clients at fake-gcs-server, create a fresh bucket and yield its name."""
     from pipelines import storage_io
 
     bucket = f"test-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs.host)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "local-project")
-    monkeypatch.setenv("MLOPS_BACKEND", "local")
-    monkeypatch.setenv("MLOPS_REGISTRY_BUCKET", bucket)
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
-    for name in (
-        "MLOPS_REGISTRY_EVENTS_URL",
-        "MLOPS_ENDPOINT_URL",
-        "PUBSUB_EMULATOR_HOST",
-        "MLOPS_PUBSUB_PUSH_URL",
-    ):
+    for name in ("PUBSUB_EMULATOR_HOST", "MLOPS_PUBSUB_PUSH_URL"):
         monkeypatch.delenv(name, raising=False)
     storage_io.ensure_bucket(bucket)
     yield bucket

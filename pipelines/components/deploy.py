@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pipelines.ports import Deployment, Endpoint, ModelVersion, Prediction
@@ -89,31 +90,52 @@ def served_by(answer: Prediction, deployment: Deployment, model: ModelVersion) -
     return None
 
 
+@dataclass(frozen=True)
+class SmokeResult:
+    reason: str | None  # why it failed; None: passed
+    endpoint: str = ""  # the smoke-test endpoint's display name
+    deployed_model_id: str = ""  # who answered, as the predict response says
+    model_version_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.reason is None,
+            "reason": self.reason or "",
+            "endpoint": self.endpoint,
+            "deployed_model_id": self.deployed_model_id,
+            "model_version_id": self.model_version_id,
+        }
+
+
 def smoke_test(
     endpoint: Endpoint,
     model: ModelVersion,
     instances: Sequence[Mapping[str, Any]],
     metadata: Mapping[str, Any],
-) -> str | None:
+) -> SmokeResult:
     """Deploy ``model`` alone on a smoke-test endpoint beside ``endpoint``, predict there, check
     that the answer came from it and looks like this model's output; always delete the
-    smoke-test endpoint. The reason it failed, or None."""
+    smoke-test endpoint."""
     if not instances:
-        return "no smoke-test instances"
+        return SmokeResult("no smoke-test instances")
     smoke = endpoint.smoke_test_endpoint(model.version)
+    answer: Prediction | None = None
     try:
         deployment = smoke.deploy(model, traffic_percent=100)
         answer = smoke.predict(instances)
-        return served_by(answer, deployment, model) or check_predictions(
+        reason = served_by(answer, deployment, model) or check_predictions(
             answer.predictions, len(instances), metadata
         )
     except Exception as exc:  # any failure to serve is the finding, not a crash of the step
-        return f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {exc}"
     finally:
         try:
             smoke.delete()
         except Exception as exc:  # left behind: the next smoke test of this endpoint deletes it
             print(f"warning: smoke-test endpoint {smoke.name} not deleted: {type(exc).__name__}: {exc}")
+    if answer is None:
+        return SmokeResult(reason, smoke.name)
+    return SmokeResult(reason, smoke.name, answer.deployed_model_id, answer.model_version_id)
 
 
 def canary_check(

@@ -400,8 +400,9 @@ def _smoke_instances(model: ModelVersion, smoke_test_uri: str, rows: int) -> tup
         frame = data_mod.load_dataset(smoke_test_uri)
     else:
         frame = data_mod.read_table(training.resolve_uri(meta["reference_uri"], model.artifact_uri))
-    frame = frame[[c for c in meta["feature_names"] if c in frame.columns]].head(rows)
-    instances: list[Any] = json.loads(frame.to_json(orient="records"))
+    records = json.loads(frame.head(rows).to_json(orient="records"))
+    features = list(meta["feature_names"])
+    instances = [{f: record[f] for f in features if f in record} for record in records]
     return instances, meta
 
 
@@ -414,17 +415,14 @@ def smoke_test(
     mv = get_version(model_name, version)
     assert mv is not None
     instances, meta = _smoke_instances(mv, smoke_test_uri, rows)
-    reason = deploy.smoke_test(_endpoint(endpoint_name, mv), mv, instances, meta)
+    result = deploy.smoke_test(_endpoint(endpoint_name, mv), mv, instances, meta)
     print(
-        f"smoke test of {mv.model_name} v{mv.version} alone on a smoke-test endpoint, {len(instances)} "
-        "instances: " + ("passed" if reason is None else f"FAILED: {reason}")
+        f"smoke test of {mv.model_name} v{mv.version} alone on {result.endpoint or 'a smoke-test endpoint'} "
+        f"({len(instances)} instances, answered by deployed model {result.deployed_model_id or '-'}, "
+        f"version {result.model_version_id or '-'}): "
+        + ("passed" if result.reason is None else f"FAILED: {result.reason}")
     )
-    return {
-        "version": mv.version,
-        "passed": reason is None,
-        "reason": reason or "",
-        "instances": len(instances),
-    }
+    return {"version": mv.version, "instances": len(instances), **result.to_dict()}
 
 
 def deploy_canary(
@@ -464,7 +462,11 @@ def canary_check(
 
 
 def finalize_deployment(
-    *, model_name: str, canary: Mapping[str, Any], check: Mapping[str, Any]
+    *,
+    model_name: str,
+    canary: Mapping[str, Any],
+    check: Mapping[str, Any],
+    smoke: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Promote to 100% when the canary check passed; otherwise roll back, then fail with the reason."""
     from pipelines import backends
@@ -475,12 +477,16 @@ def finalize_deployment(
     if check["passed"]:
         deployment = deploy.promote(endpoint, version)
         print(f"promoted v{version} to 100% of {deployment.endpoint}")
-        return {
+        summary = {
             "status": "promoted",
             "version": version,
             "endpoint": deployment.endpoint,
             "traffic": dict(deployment.traffic),
         }
+        if smoke is not None:
+            keys = ("endpoint", "deployed_model_id", "model_version_id", "instances")
+            summary["smoke_test"] = {k: smoke[k] for k in keys if k in smoke}
+        return summary
     deployment = deploy.rollback(endpoint, version, canary["previous_traffic"])
     raise SmokeTestFailed(
         f"rolled back v{version} of {model_name}: the canary failed: {check['reason']}; "

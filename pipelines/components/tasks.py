@@ -181,7 +181,7 @@ def deploy(
         canary_percent=canary_percent,
     )
     check = steps.canary_check(model_name=model_name, canary=canary, smoke_test_uri=smoke_test_uri)
-    return steps.finalize_deployment(model_name=model_name, canary=canary, check=check)
+    return steps.finalize_deployment(model_name=model_name, canary=canary, check=check, smoke=smoke)
 
 
 def monitor(

@@ -4,8 +4,7 @@ Shape: a ``google.cloud.audit.log.v1.written`` CloudEvent whose data is a ``LogE
 ``AuditLog`` protoPayload (google-cloudevents ``google/events/cloud/audit/v1/data.proto``), with
 the extensions Eventarc adds (``servicename``, ``methodname``, ``resourcename``,
 ``recordedtime``). ``request`` is the call's request message as sent (REST JSON with ``@type``),
-``response`` the result. One entry per call, first and last of its operation. (Built after
-``pipelines/registry/audit_events.py``, which the local registry still uses.)
+``response`` the result. One entry per call, first and last of its operation.
 
 Delivery: binary mode (attributes as ``ce-*`` headers, the LogEntryData as the JSON body) POSTed
 to ``audit_events_url`` from one thread, in order, off the request path (Eventarc is

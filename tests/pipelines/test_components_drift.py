@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pandas as pd
 import pytest
 
 from pipelines.components import deploy, drift, predict
-from pipelines.ports import Deployment, ModelVersion
+from pipelines.ports import Deployment, ModelVersion, Prediction
 from tests.pipelines.datasets import generated
 
 
@@ -78,43 +77,31 @@ def test_prediction_checks() -> None:
     assert "not finite" in (deploy.check_predictions([float("nan")], 1, {"task": "regression"}) or "")
 
 
-class _Endpoint:
-    """An endpoint whose predictions fail on demand (the deploy logic's only collaborator)."""
-
-    def __init__(self, fail: bool) -> None:
-        self.fail = fail
-        self.traffic: dict[str, int] = {"1": 100}
-
-    def deploy(self, model: ModelVersion, *, traffic_percent: int) -> Deployment:
-        self.traffic = {**{k: 100 - traffic_percent for k in self.traffic}, model.version: traffic_percent}
-        return self.describe()
-
-    def predict(self, instances: Any, *, version: str | None = None) -> list[Any]:
-        if self.fail:
-            raise RuntimeError("model server crashed")
-        return [1 for _ in instances]
-
-    def set_traffic(self, traffic: Any) -> Deployment:
-        self.traffic = dict(traffic)
-        return self.describe()
-
-    def undeploy(self, version: str) -> Deployment:
-        self.traffic.pop(version, None)
-        return self.describe()
-
-    def describe(self) -> Deployment:
-        return Deployment("ep", dict(self.traffic), tuple(self.traffic))
+def test_the_smoke_test_answer_must_come_from_the_new_version() -> None:
+    """Issue 12: a request follows the traffic split; only the response says who answered."""
+    model = ModelVersion("churn", "2", "gs://m/2")
+    deployment = Deployment("churn-smoke-v2-abc", {"2": 100}, ("2",), {"2": "222"})
+    own = Prediction(
+        [1], deployed_model_id="222", model_version_id="2", model="projects/1/locations/l/models/churn"
+    )
+    assert deploy.served_by(own, deployment, model) is None
+    champion = Prediction([1], deployed_model_id="111", model_version_id="1", model=own.model)
+    assert deploy.served_by(champion, deployment, model) == (
+        "the answer came from deployed model 111 (version 1), not v2 (deployed model 222)"
+    )
+    other = Prediction(
+        [1], deployed_model_id="222", model_version_id="2", model="projects/1/locations/l/models/fraud"
+    )
+    assert "not churn" in (deploy.served_by(other, deployment, model) or "")
+    assert "not deployed" in (deploy.served_by(own, Deployment("e", {}), model) or "")
 
 
-@pytest.mark.parametrize("fail", [False, True])
-def test_canary_then_promote_or_roll_back(fail: bool) -> None:
-    ep = _Endpoint(fail)
-    before, after = deploy.deploy_canary(ep, ModelVersion("m", "2", "/x"), 20)
-    assert before == {"1": 100} and dict(after.traffic) == {"1": 80, "2": 20}
-    reason = deploy.smoke_test(ep, "2", [{"a": 1}], {"task": "classification", "classes": [0, 1]})
-    if fail:
-        assert reason == "prediction request failed: RuntimeError: model server crashed"
-        assert dict(deploy.rollback(ep, "2", before).traffic) == {"1": 100}
-    else:
-        assert reason is None
-        assert dict(deploy.promote(ep, "2").traffic) == {"2": 100}
+def test_predicted_classes_compare_as_numbers_after_json() -> None:
+    meta = {"task": "classification", "classes": [0, 1]}
+    assert deploy.check_predictions([{"prediction": 1.0}, {"prediction": 0}], 2, meta) is None
+    assert (
+        deploy.check_predictions(
+            [{"prediction": "yes"}], 1, {"task": "classification", "classes": ["no", "yes"]}
+        )
+        is None
+    )

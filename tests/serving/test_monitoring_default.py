@@ -50,8 +50,7 @@ def test_no_records_in_the_window_is_a_clear_error(tmp_path: Path, monkeypatch: 
         steps._default_serving_uri("churn")
 
 
-def test_without_the_setting_on_vertex_the_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_setting_the_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLOPS_SERVING_RECORDS_URI", raising=False)
-    monkeypatch.setenv("MLOPS_BACKEND", "vertex")
     with pytest.raises(ComponentError, match="serving_uri is empty and MLOPS_SERVING_RECORDS_URI is not set"):
         steps._default_serving_uri("churn")
