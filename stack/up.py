@@ -385,11 +385,15 @@ def stack_processes(root: Path) -> list[int]:
 def sweep(root: Path) -> list[int]:
     """Kill what is left of the stack in ``root`` (after a supervisor or an emulator was killed
     with -9, its children outlive it). Returns the pids killed."""
-    pids = stack_processes(root)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    return pids
+    killed: set[int] = set()
+    deadline = time.monotonic() + 5.0
+    while (live := stack_processes(root)) and time.monotonic() < deadline:
+        for pid in live:  # again until none is left: SIGKILL is asynchronous, a parent may fork
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(live)
+        time.sleep(0.05)
+    return sorted(killed)
 
 
 # --- down (from another process) -------------------------------------------------------------------
