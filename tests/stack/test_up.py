@@ -1,7 +1,7 @@
 """``mlops-events up`` runs the production path: the functions launch pipeline jobs on the Vertex AI
 emulator it started, whose tasks reach the stack's storage emulator; ``stack.json`` and ``status``
-name the emulator; ``down`` leaves nothing running, even after the supervisor was killed with -9
-while a pipeline worker ran."""
+name the emulator; ``run --local`` uses the stack's emulators; ``down`` leaves nothing running,
+even after the supervisor was killed with -9 while a pipeline worker ran."""
 
 from __future__ import annotations
 
@@ -48,8 +48,11 @@ def _request(info: dict[str, Any], data_uri: str) -> None:
 
 
 @pytest.mark.timeout(400)
-def test_up_launches_on_the_vertex_emulator_and_down_leaves_nothing(tmp_path: Path) -> None:
+def test_up_launches_on_the_vertex_emulator_and_down_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mlops_cli.cmd_stack import status_document
+    from mlops_cli.main import main
 
     root = (tmp_path / "stack").resolve()
     info = start_detached(
@@ -81,6 +84,17 @@ def test_up_launches_on_the_vertex_emulator_and_down_leaves_nothing(tmp_path: Pa
         assert "does not exist" in failed["error"]["message"], failed["error"]
         assert failed["labels"]["mlops-rule"] == "run-request"
         assert [r["state"] for r in status_document(root)["runs"]] == ["FAILED"]
+
+        # `run --local` with the stack up uses the stack's emulators (here its registry: the model
+        # does not exist there), not emulators of its own, and not Google Cloud.
+        code = main(
+            ["run", "evaluation", "--local", "--state-dir", str(root), "--runs-dir", str(tmp_path / "runs"),
+             "--param", "model_name=nobody", "--param", f"data_uri={missing}"]
+        )  # fmt: skip
+        out, err = capsys.readouterr()
+        assert code == 1 and f"using the local stack running from {root}" in out
+        assert "nobody" in err and "Credentials" not in err, err
+        assert not (tmp_path / "runs" / "vertex").exists()
 
         # A job that is running when the supervisor is killed with -9 ...
         running = "gs://mlops-data/incoming/churn/also-missing.csv"
