@@ -24,4 +24,8 @@ class ModelNotFoundError(ComponentError):
 
 
 class SmokeTestFailed(ComponentError):
-    """The deployment was rolled back because its smoke test failed."""
+    """The version failed its smoke test; it never reached the real endpoint."""
+
+
+class CanaryFailed(ComponentError):
+    """The canary failed on the real endpoint; the deployment was rolled back."""

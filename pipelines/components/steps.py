@@ -17,6 +17,7 @@ from typing import Any
 
 from pipelines.components import data as data_mod
 from pipelines.components.errors import (
+    CanaryFailed,
     ComponentError,
     DataValidationError,
     ModelNotFoundError,
@@ -488,7 +489,7 @@ def finalize_deployment(
             summary["smoke_test"] = {k: smoke[k] for k in keys if k in smoke}
         return summary
     deployment = deploy.rollback(endpoint, version, canary["previous_traffic"])
-    raise SmokeTestFailed(
+    raise CanaryFailed(
         f"rolled back v{version} of {model_name}: the canary failed: {check['reason']}; "
         f"traffic restored to {dict(deployment.traffic) or 'nothing'}"
     )

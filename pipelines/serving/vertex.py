@@ -30,8 +30,8 @@ from pipelines.vertex_sdk import VertexSettings, aiplatform
 
 DEFAULT_MACHINE_TYPE: Final = "n1-standard-2"
 ENDPOINT_ID: Final = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-ROLE_LABEL: Final = "mlops-role"  # "smoke-test" on a short-lived smoke-test endpoint
-SMOKE_TEST_OF_LABEL: Final = "mlops-smoke-test-of"  # the endpoint it was made beside
+ROLE_LABEL: Final = "mlops_role"  # "smoke-test" on a short-lived smoke-test endpoint
+SMOKE_TEST_OF_LABEL: Final = "mlops_smoke_test_of"  # the endpoint it was made beside
 STALE_SMOKE_TEST_SECONDS: Final = 3600  # a smoke-test endpoint older than this was left behind
 
 
@@ -182,10 +182,13 @@ class VertexEndpoint:
         endpoint.undeploy(deployed_model_id=deployed_id, sync=True)
         return self._state(endpoint)
 
-    def smoke_test_endpoint(self, version: str) -> VertexEndpoint:
+    def smoke_test_endpoint(
+        self, version: str, *, stale_after: float = STALE_SMOKE_TEST_SECONDS
+    ) -> VertexEndpoint:
         """A new endpoint ``<name>-smoke-v<version>-<random>`` labelled as a smoke test of this
-        one; smoke-test endpoints of this one left behind (older than an hour) are deleted first."""
-        self._delete_stale_smoke_tests()
+        one; smoke-test endpoints of this one left behind (older than ``stale_after`` seconds)
+        are deleted first."""
+        self._delete_stale_smoke_tests(stale_after)
         suffix = f"-smoke-v{version}-{uuid.uuid4().hex[:6]}"
         return VertexEndpoint(
             self.name[: 63 - len(suffix)].rstrip("-_") + suffix,
@@ -202,7 +205,7 @@ class VertexEndpoint:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _delete_stale_smoke_tests(self) -> None:
+    def _delete_stale_smoke_tests(self, stale_after: float) -> None:
         sdk = self._sdk()
         wanted = (
             f'labels.{ROLE_LABEL}="smoke-test" AND labels.{SMOKE_TEST_OF_LABEL}="{label_value(self.name)}"'
@@ -210,7 +213,7 @@ class VertexEndpoint:
         now = datetime.now(UTC)
         for endpoint in sdk.Endpoint.list(filter=wanted):
             created = endpoint.gca_resource.create_time
-            if created and (now - created).total_seconds() > STALE_SMOKE_TEST_SECONDS:
+            if created and (now - created).total_seconds() >= stale_after:
                 endpoint.delete(force=True, sync=True)
 
 

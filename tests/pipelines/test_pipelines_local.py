@@ -171,7 +171,7 @@ def churn(run: Any, vertex: Vertex) -> dict[str, Any]:
 
 
 def smoke_test_endpoints(vertex: Vertex) -> list[Any]:
-    return list(vertex.sdk().Endpoint.list(filter='labels.mlops-role="smoke-test"'))
+    return list(vertex.sdk().Endpoint.list(filter='labels.mlops_role="smoke-test"'))
 
 
 def test_deployment_smoke_tests_alone_then_canary_then_promotes_or_refuses(
@@ -228,7 +228,7 @@ def test_deployment_smoke_tests_alone_then_canary_then_promotes_or_refuses(
     # The canary phase's failure path, on the real endpoint: v1 as a 20% canary beside v2.
     canary = steps.deploy_canary(model_name="churn", version="1", endpoint_name="", canary_percent=20)
     assert canary["traffic"] == {"2": 80, "1": 20} and canary["previous_traffic"] == {"2": 100}
-    with pytest.raises(errors.SmokeTestFailed, match=r"rolled back v1 of churn: the canary failed: told to"):
+    with pytest.raises(errors.CanaryFailed, match=r"rolled back v1 of churn: the canary failed: told to"):
         steps.finalize_deployment(
             model_name="churn", canary=canary, check={"passed": False, "reason": "told to"}
         )
