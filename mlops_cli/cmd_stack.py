@@ -122,7 +122,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from stack.up import down
+    from stack.teardown import down
 
     if not down(args.state_dir):
         print(f"no stack running from {args.state_dir}")

@@ -18,7 +18,7 @@ import pytest
 from stack.config import pid_alive
 from stack.demo import DemoError, run_demo
 from stack.lineage import EventNode, Lineage
-from stack.up import stack_processes
+from stack.teardown import stack_processes
 
 pytestmark = pytest.mark.slow
 
