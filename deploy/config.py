@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from events.model import REGISTRY_METHODS
 
@@ -29,6 +29,7 @@ APIS: Final[tuple[str, ...]] = (
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudscheduler.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "eventarc.googleapis.com",
     "iam.googleapis.com",
@@ -49,10 +50,17 @@ LAUNCHER_PERMISSIONS: Final = (
     "aiplatform.pipelineJobs.get",
 )
 # What the Cloud Build identity needs beyond predefined roles: attach a dead-letter policy to the
-# subscriptions Eventarc creates, and grant the trigger identity run.invoker on each function's
-# Cloud Run service (roles/run.admin would be the only predefined role with setIamPolicy).
+# subscriptions Eventarc creates, grant the trigger identity run.invoker on each function's
+# Cloud Run service (roles/run.admin would be the only predefined role with setIamPolicy), and
+# keep the Cloud Scheduler jobs of the rules' schedules in step (roles/cloudscheduler.admin would
+# also let it run, pause and resume any job).
 DEPLOYER_ROLE_ID: Final = "mlopsDeployer"
 DEPLOYER_PERMISSIONS: Final = (
+    "cloudscheduler.jobs.create",
+    "cloudscheduler.jobs.delete",
+    "cloudscheduler.jobs.get",
+    "cloudscheduler.jobs.list",
+    "cloudscheduler.jobs.update",
     "pubsub.subscriptions.get",
     "pubsub.subscriptions.getIamPolicy",
     "pubsub.subscriptions.setIamPolicy",
@@ -61,6 +69,20 @@ DEPLOYER_PERMISSIONS: Final = (
     "run.services.getIamPolicy",
     "run.services.setIamPolicy",
 )
+
+# Who writes which methodName spelling of a registry method (one Eventarc trigger matches one exact
+# methodName): the Python SDK (Model.upload, ModelRegistry, Model.copy/update), google-cloud-
+# pipeline-components and `gcloud ai models` call v1; `gcloud beta|alpha ai models upload|copy|
+# delete-version` call v1beta1 (the SDK calls no registry method over v1beta1); the Cloud console
+# is logged as `ui`.
+AUDIT_API_VERSIONS: Final = ("v1", "v1beta1", "ui")
+DEFAULT_AUDIT_VERSIONS: Final[dict[str, tuple[str, ...]]] = {
+    "UploadModel": ("v1", "v1beta1", "ui"),
+    "MergeVersionAliases": ("v1", "ui"),
+    "UpdateModel": ("v1", "ui"),
+    "DeleteModelVersion": ("v1", "v1beta1", "ui"),
+    "CopyModel": ("v1", "v1beta1", "ui"),
+}
 
 ResourceType = Literal["project", "bucket", "topic", "service_account", "repository", "function"]
 Phase = Literal["setup", "deploy"]
@@ -73,6 +95,8 @@ class RulesLike(Protocol):
     def audit_methods(self) -> frozenset[str]: ...
     def buckets(self) -> frozenset[str]: ...
     def topics(self) -> frozenset[str]: ...
+    @property
+    def schedules(self) -> tuple[Any, ...]: ...
 
 
 class DeployConfigError(ValueError):
@@ -180,17 +204,20 @@ class Deployment:
     # When set, the audit-log triggers are these ModelService methods, whatever the rules say
     # (then a rule needing another method is an error rather than a silent gap).
     fixed_audit_methods: tuple[str, ...] | None = None
-    audit_api_versions: tuple[str, ...] = ("v1",)
+    # None: per method, the spellings of DEFAULT_AUDIT_VERSIONS; else exactly these for every method.
+    audit_api_versions: tuple[str, ...] | None = None
     pipeline_root: str = ""  # gs://<pipeline_root_bucket>/runs unless given
     # Service account ids (or emails in this project); default <prefix>-functions, ...
     function_sa_id: str = ""
     pipeline_sa_id: str = ""
     trigger_sa_id: str = ""
     build_sa_id: str = ""
+    scheduler_sa_id: str = ""
     function_sa: ServiceAccount = field(init=False)
     pipeline_sa: ServiceAccount = field(init=False)
     trigger_sa: ServiceAccount = field(init=False)
     build_sa: ServiceAccount = field(init=False)
+    scheduler_sa: ServiceAccount = field(init=False)
 
     def __post_init__(self) -> None:
         p, pre = self.project, self.prefix
@@ -215,6 +242,7 @@ class Deployment:
             "pipeline_sa": ("pipelines", "mlops-events pipelines (run on Vertex AI)"),
             "trigger_sa": ("triggers", "mlops-events Eventarc triggers (invoke functions)"),
             "build_sa": ("build", "mlops-events Cloud Build (test, compile, deploy)"),
+            "scheduler_sa": ("scheduler", "mlops-events Cloud Scheduler jobs (publish run requests)"),
         }
         for attr, (suffix, title) in accounts.items():
             given = getattr(self, f"{attr}_id") or f"{pre}-{suffix}"
@@ -247,7 +275,7 @@ class Deployment:
             out.append(
                 f"pipeline_root {self.pipeline_root!r} must be a gs:// path in {self.pipeline_root_bucket!r}"
             )
-        for attr in ("function_sa_id", "pipeline_sa_id", "trigger_sa_id", "build_sa_id"):
+        for attr in ("function_sa_id", "pipeline_sa_id", "trigger_sa_id", "build_sa_id", "scheduler_sa_id"):
             value = getattr(self, attr)
             if "@" in value and not value.endswith(f"@{self.project}.iam.gserviceaccount.com"):
                 out.append(f"{attr} {value!r} must be a service account of project {self.project}")
@@ -259,6 +287,11 @@ class Deployment:
         for method in self.fixed_audit_methods or ():
             if method not in REGISTRY_METHODS:
                 out.append(f"fixed_audit_methods: {method!r} is not a ModelService method we parse")
+        for version in self.audit_api_versions or ():
+            if version not in AUDIT_API_VERSIONS:
+                out.append(f"audit_api_versions: {version!r} is not one of {', '.join(AUDIT_API_VERSIONS)}")
+        if self.audit_api_versions == ():
+            out.append("audit_api_versions: name at least one of " + ", ".join(AUDIT_API_VERSIONS))
         for key, value in self.env().items():
             if "," in value:  # --set-env-vars separates with commas
                 out.append(f"{key}={value!r} must not contain a comma")
@@ -275,7 +308,7 @@ class Deployment:
 
     @property
     def service_accounts(self) -> tuple[ServiceAccount, ...]:
-        return (self.function_sa, self.pipeline_sa, self.trigger_sa, self.build_sa)
+        return (self.function_sa, self.pipeline_sa, self.trigger_sa, self.build_sa, self.scheduler_sa)
 
     @property
     def dead_letter_topic_path(self) -> str:
@@ -319,7 +352,7 @@ class Deployment:
         return tuple(
             AuditTrigger(AIPLATFORM_SERVICE, model_service_method(m, v))
             for m in sorted(methods)
-            for v in self.audit_api_versions
+            for v in (self.audit_api_versions or DEFAULT_AUDIT_VERSIONS[m])
         )
 
     def functions_for(self, rules: RulesLike) -> tuple[FunctionSpec, ...]:
@@ -346,15 +379,14 @@ class Deployment:
 
     def bindings(self, functions: tuple[FunctionSpec, ...] = ()) -> tuple[Binding, ...]:
         """Every grant, least privilege: each on the one resource that needs it."""
-        f, pl, t, b = (
-            sa.member for sa in (self.function_sa, self.pipeline_sa, self.trigger_sa, self.build_sa)
-        )
+        f, pl, t, b, sch = (sa.member for sa in self.service_accounts)
         pn = "${PROJECT_NUMBER}"
         gcs_agent = f"serviceAccount:service-{pn}@gs-project-accounts.iam.gserviceaccount.com"
         pubsub_agent = f"serviceAccount:service-{pn}@gcp-sa-pubsub.iam.gserviceaccount.com"
         monitoring_agent = (
             f"serviceAccount:service-{pn}@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
         )
+        scheduler_agent = f"serviceAccount:service-{pn}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
         P = self.project
         out = [
             # Function identity: launch pipelines as the pipeline SA, keep state, dead-letter.
@@ -383,16 +415,22 @@ class Deployment:
             # Trigger identity.
             Binding("project", P, "roles/eventarc.eventReceiver", t,
                     "receive events from Eventarc (project-level by design of the role)"),
+            # Scheduler identity: the Cloud Scheduler jobs of the rules' schedules publish as it.
+            Binding("topic", self.run_requests_topic, "roles/pubsub.publisher", sch,
+                    "scheduled run requests (its only grant)"),
             # Cloud Build identity (no Owner/Editor).
             Binding("project", P, "roles/cloudfunctions.developer", b, "deploy the four functions"),
             Binding("project", P, "roles/eventarc.developer", b, "create the audit-log triggers"),
             Binding("project", P, self.custom_role(DEPLOYER_ROLE_ID), b,
-                    "dead-letter policy on trigger subscriptions; run.invoker on each function"),
+                    "dead-letter policy on trigger subscriptions; run.invoker on each function; "
+                    "the schedules' Cloud Scheduler jobs"),
             Binding("project", P, "roles/logging.logWriter", b, "write build logs (CLOUD_LOGGING_ONLY)"),
             Binding("service_account", self.function_sa.email, "roles/iam.serviceAccountUser", b,
                     "deploy functions that run as the function service account"),
             Binding("service_account", self.trigger_sa.email, "roles/iam.serviceAccountUser", b,
                     "create triggers that invoke as the trigger service account"),
+            Binding("service_account", self.scheduler_sa.email, "roles/iam.serviceAccountUser", b,
+                    "create Cloud Scheduler jobs that run as the scheduler service account"),
             Binding("repository", self.image_repo, "roles/artifactregistry.writer", b,
                     "push the components image"),
             Binding("bucket", self.templates_bucket, "roles/storage.objectCreator", b,
@@ -406,6 +444,8 @@ class Deployment:
                     "Pub/Sub forwards undeliverable trigger messages to the dead-letter topic"),
             Binding("topic", self.alerts_topic, "roles/pubsub.publisher", monitoring_agent,
                     "Cloud Monitoring alert policies notify through a Pub/Sub channel"),
+            Binding("service_account", self.scheduler_sa.email, "roles/iam.serviceAccountTokenCreator",
+                    scheduler_agent, "Cloud Scheduler mints the scheduler account's token for each job run"),
         ]  # fmt: skip
         for fn in functions:
             out.append(

@@ -1,4 +1,5 @@
-"""``mlops-events gcp deploy-functions``: deploy the four functions and their Eventarc triggers.
+"""``mlops-events gcp deploy-functions``: deploy the four functions, their Eventarc triggers and the
+Cloud Scheduler jobs of the rules' schedules (``deploy.schedules``).
 
 The triggers come from ``Deployment.functions_for(rules)``: the same rules file the functions
 route with, so every audit method, bucket and topic a rule needs has a trigger. Each function is
@@ -29,7 +30,8 @@ from deploy.config import (
     TopicTrigger,
     Trigger,
 )
-from deploy.plan import Argv, Capture, Ensure, EnsureBinding, Plan, Run
+from deploy.plan import Argv, Capture, Ensure, EnsureBinding, Plan, Prune, Run
+from deploy.schedules import schedule_actions
 from deploy.setup import binding_action, project_number
 
 PUBSUB_TOPIC_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -217,7 +219,23 @@ def deploy_plan(d: Deployment, rules: RulesLike, bundle: Path | str) -> Plan:
                 ),
                 *_dead_letter(d, f"SUBSCRIPTION_{n}"),
             )
+    registry = tuple(trigger_name(d, t) for t in d.audit_triggers(rules))
+    plan.add(_prune_registry_triggers(d, registry), *schedule_actions(d, rules))
     return plan
+
+
+def _prune_registry_triggers(d: Deployment, keep: tuple[str, ...]) -> Prune:
+    where = (f"--project={d.project}", f"--location={d.region}")
+    return Prune(
+        list=(
+            "gcloud", "eventarc", "triggers", "list", *where,
+            f"--filter=name~/triggers/{d.prefix}-registry-", "--format=value(name.basename())",
+        ),
+        delete=("gcloud", "eventarc", "triggers", "delete"),
+        delete_flags=(*where, "--quiet"),
+        keep=keep,
+        why="audit-log triggers of methods or spellings no longer delivered",
+    )  # fmt: skip
 
 
 def invoker_bindings(d: Deployment, rules: RulesLike) -> tuple[Binding, ...]:

@@ -128,7 +128,22 @@ class Capture:
     placeholder: str = ""  # what a dry run shows instead
 
 
-Action = Run | Ensure | EnsureApi | EnsureRole | EnsureBinding | Capture
+@dataclass(frozen=True)
+class Prune:
+    """Delete what ``list`` names (one name per output line) unless it is in ``keep``: the resources
+    of ours that the configuration no longer has (a schedule removed from the rules file)."""
+
+    list: Argv
+    delete: Argv  # the name is inserted after these words ...
+    delete_flags: Argv  # ... and before these
+    keep: tuple[str, ...]
+    why: str = ""
+
+    def delete_argv(self, name: str) -> Argv:
+        return (*self.delete, name, *self.delete_flags)
+
+
+Action = Run | Ensure | EnsureApi | EnsureRole | EnsureBinding | Capture | Prune
 
 
 @dataclass
@@ -155,6 +170,8 @@ class Plan:
                 out.append(a.write("create"))
             elif isinstance(a, EnsureBinding):
                 out.append(a.add)
+            elif isinstance(a, Prune):
+                out.append(a.delete_argv("${NAME}"))
         return out
 
 
@@ -244,6 +261,10 @@ class Executor:
                 have = set(json.loads(proc.stdout or "{}").get("includedPermissions", []))
                 if have != set(a.permissions):
                     self._change(a.write("update"))
+        elif isinstance(a, Prune):
+            for name in self._call(a.list).stdout.split():
+                if name not in a.keep:
+                    self._change(a.delete_argv(name))
         elif isinstance(a, EnsureBinding):
             key = self._resolve((*a.group, a.resource, *a.flags))
             if key not in self._policies:
@@ -311,5 +332,12 @@ def render_script(plan: Plan) -> str:
                 lines.append(f"# {a.why}")
             # add-iam-policy-binding is a no-op when the binding exists.
             lines.append(f"{_sh(a.add)} >/dev/null")
+        elif isinstance(a, Prune):
+            if a.why:
+                lines.append(f"# {a.why}")
+            keep = "|".join(shlex.quote(k) for k in a.keep) or "''"
+            lines.append(f"for NAME in $({_sh(a.list)}); do")
+            lines.append(f'  case "$NAME" in {keep}) ;; *) {_sh(a.delete_argv("${NAME}"))} ;; esac')
+            lines.append("done")
     lines.append("")
     return "\n".join(lines)

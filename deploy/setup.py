@@ -96,6 +96,8 @@ def setup_plan(d: Deployment) -> Plan:
         Capture("STORAGE_AGENT", ("gcloud", "storage", "service-agent", proj)),
         Capture("PUBSUB_AGENT", ("gcloud", "beta", "services", "identity", "create",
                                  "--service=pubsub.googleapis.com", proj, "--format=value(email)")),
+        Capture("SCHEDULER_AGENT", ("gcloud", "beta", "services", "identity", "create",
+                                    "--service=cloudscheduler.googleapis.com", proj, "--format=value(email)")),
     )  # fmt: skip
     plan.add(*(binding_action(d, b) for b in d.bindings() if b.phase == "setup"))
     return plan

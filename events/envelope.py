@@ -91,8 +91,9 @@ def from_attributes(attributes: Mapping[str, Any], data: Any) -> RawEvent:
     if isinstance(data, bytes | bytearray):
         data = _decode_data(bytes(data))
     elif isinstance(data, str):
-        decoded = _try_json(data.encode("utf-8"))
-        data = decoded if decoded is not _NOT_JSON else data.encode("utf-8")
+        raw = data.encode("utf-8", "surrogatepass")  # a lone surrogate must not crash the parser
+        decoded = _try_json(raw)
+        data = decoded if decoded is not _NOT_JSON else raw
     return _make(attributes, data, attributes.get("datacontenttype"), where="attribute ")
 
 
@@ -115,7 +116,7 @@ def from_json_document(doc: Any, type_: str | None = None, source: str | None = 
             f"event data and needs the {' and '.join(missing)} of the event"
         )
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     attributes = {"id": f"sha256-{digest}", "type": type_, "source": source, "specversion": SPEC_VERSION}
     return _make(attributes, doc, "application/json", where="")
 

@@ -25,7 +25,10 @@ _DIGEST_CHARS: Final = 20  # 80 bits: collisions are not a practical concern
 
 
 def digest(text: str, length: int = _DIGEST_CHARS) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+    """Hex SHA-256 prefix of ``text``. Any str hashes, including one with a lone UTF-16 surrogate
+    (``"\\ud800"`` from JSON, a client that cut a string inside an emoji): ``surrogatepass`` gives such a
+    string bytes that no valid string has, so it neither crashes nor collides."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
 
 
 def slug(text: str, max_len: int) -> str:

@@ -14,9 +14,18 @@ from events.catalog import MODEL_PARAMETER, PipelineSpec
 from events.decision import Decision, Launch, Reject, RunRequest, Skip
 from events.limits import limit_problems
 from events.match import mismatch
-from events.model import STORAGE_FINALIZED, AuditLogEntry, Context, Event, ModelRegistryEvent, StorageObject
+from events.model import (
+    STORAGE_FINALIZED,
+    AuditLogEntry,
+    Context,
+    Event,
+    ModelRegistryEvent,
+    RunRequestMessage,
+    StorageObject,
+)
 from events.models import SETTINGS_ONLY
 from events.rules import Rule, RuleSet, default_rules_text, load_rules
+from events.schedules import with_tick_key
 from events.template import TemplateError, render
 
 __all__ = ["RuleSet", "default_rules_text", "load_rules", "route"]
@@ -28,6 +37,8 @@ def route(event: Event, rules: RuleSet, template_digests: Mapping[str, str] | No
         audit = event.audit if isinstance(event, ModelRegistryEvent) else event
         if audit.status_code:
             return Skip(f"the audited call failed (status {audit.status_code}): nothing changed")
+    if isinstance(event, RunRequestMessage) and rules.schedules:
+        event = with_tick_key(event, rules.schedules)  # a Cloud Scheduler tick is one run
     candidates = rules.for_kind(event.kind)
     if not candidates:
         return Skip(f"no rule handles {event.kind} events")

@@ -32,9 +32,10 @@ from events.model import EVENT_KINDS, REGISTRY_METHODS
 from events.models import SETTINGS_ONLY, ModelsSection, load_models
 from events.options import OPTION_VALIDATORS
 from events.rule_tables import KIND_FIELDS, MATCH_KEYS
+from events.schedules import Schedule, parse_schedules
 from events.template import TemplateError, placeholders
 
-_TOP_KEYS: Final = frozenset({"version", "rules", "models", "pipelines"})
+_TOP_KEYS: Final = frozenset({"version", "rules", "models", "pipelines", "schedules"})
 _RULE_KEYS: Final = frozenset({"name", "description", "on", "match", "launch", "skip"})
 _FUNCTION_RE: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _LAUNCH_KEYS: Final = frozenset({"pipeline", "parameters", "allow", "caching"})
@@ -78,6 +79,7 @@ class RuleSet:
     catalog: Catalog = field(default_factory=Catalog)
     models: ModelsSection = field(default_factory=ModelsSection)
     declared: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # the pipelines: section
+    schedules: tuple[Schedule, ...] = ()  # the schedules: section (events.schedules)
 
     def pipelines_of(self, rule: Rule) -> tuple[str, ...]:
         """Every pipeline ``rule`` can launch."""
@@ -184,9 +186,16 @@ def load_rules(
         rule = _load_rule(raw, index, catalog, problems)
         if rule is not None:
             rules.append(rule)
+    schedules = parse_schedules(
+        doc.get("schedules"),
+        catalog,
+        problems,
+        substitute=lambda raw, where: _substitute_vars(raw, variables, problems, where),
+        check_parameters=_check_parameters,
+    )
     if problems:
         raise ConfigError(problems, source)
-    return RuleSet(tuple(rules), source, catalog, models, declared)
+    return RuleSet(tuple(rules), source, catalog, models, declared, schedules)
 
 
 def declared_pipelines(text: str, *, source: str = "rules") -> dict[str, dict[str, str]]:

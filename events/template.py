@@ -4,7 +4,8 @@ Grammar of one placeholder: ``{path|path|'literal'}`` where a path is ``name(.na
 (``{metadata.model}``, ``{parts[1]}``). Alternatives are tried left to right; the first that is
 present and not empty wins. A string that is exactly one placeholder keeps the value's type
 (``"{size}"`` gives an int, ``"{parameters}"`` a dict); otherwise values are formatted into text.
-``{{`` and ``}}`` are literal braces.
+``{{`` and ``}}`` in the template are literal braces. The template is read in one pass: text that
+comes from the event (``a{{b}}.csv``) is inserted as it is and never read as template again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Final
 
 # ``${VAR}`` is a deploy-time variable of the rules file, not a placeholder.
 _PLACEHOLDER: Final = re.compile(r"(?<![{$])\{([^{}]+)\}(?!\})")
+# One token of a template: ``${VAR}`` (kept), ``{{`` / ``}}`` (a literal brace), ``{expr}``.
+_TOKEN: Final = re.compile(r"\$\{[^{}]*\}|\{\{|\}\}|\{([^{}]+)\}")
 _STEP: Final = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(-?\d+)\]")
 _HEAD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL: Final = re.compile(r"^'([^']*)'$")
@@ -73,7 +76,8 @@ def placeholders(template: Any) -> list[Path]:
     if isinstance(template, str):
         return [
             alt
-            for m in _PLACEHOLDER.finditer(template)
+            for m in _TOKEN.finditer(template)
+            if m.group(1) is not None
             for alt in _alternatives(m.group(1))
             if isinstance(alt, Path)
         ]
@@ -103,5 +107,11 @@ def render(template: Any, fields: Mapping[str, Any]) -> Any:
     whole = _PLACEHOLDER.fullmatch(template)
     if whole:
         return _resolve(whole.group(1), fields)
-    text = _PLACEHOLDER.sub(lambda m: str(_resolve(m.group(1), fields)), template)
-    return text.replace("{{", "{").replace("}}", "}")
+    return _TOKEN.sub(lambda m: _token(m, fields), template)
+
+
+def _token(m: re.Match[str], fields: Mapping[str, Any]) -> str:
+    if m.group(1) is not None:
+        return str(_resolve(m.group(1), fields))
+    token = m.group(0)
+    return {"{{": "{", "}}": "}"}.get(token, token)

@@ -4,8 +4,12 @@ Error policy, because Eventarc and Pub/Sub redeliver every non-2xx answer:
 - permanent problems (malformed event, unsupported event, unknown pipeline, invalid parameters,
   a request Vertex rejects, an event too old) are logged, recorded as a dead letter, and the
   function returns normally (2xx) so the event is not redelivered forever;
-- transient problems (Vertex 429/5xx, timeouts, a dead letter that could not be published) raise,
-  the platform answers 500 and redelivers; the deterministic job id makes the retry safe.
+- transient problems (Vertex 429/5xx, timeouts, a dead letter that could not be published, the
+  state bucket unreachable: ``functions.failures``) raise, the platform answers 500 and redelivers;
+  the deterministic job id makes the retry safe.
+An exception nobody expected, in parsing, routing, the guards or the launcher, is classified the
+same way: permanent unless a retry can fix it, so a bug hit by one event is a dead letter, never
+an endless 500 loop. A permanent failure after the guards releases what they recorded for it.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from functools import cached_property
 from typing import Any
 
 from events import envelope, parse
-from events.decision import Decision, Reject, Skip
+from events.decision import Decision, Launch, Reject, Skip
 from events.errors import PermanentError
 from events.model import Event, PubSubMessage
 from events.routing import RuleSet, default_rules_text, load_rules, route
 from functions.dead_letter import DeadLetters, make_record
+from functions.failures import describe, is_transient
 from functions.guards import Deferred, Guards
 from functions.log import log
 from functions.settings import Settings
@@ -95,11 +100,12 @@ class Runtime:
 
     @cached_property
     def guards(self) -> Guards:
-        return Guards(self.settings)
+        return Guards(self.settings, routes=lambda event: route(event, self.rules, self.digests))
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.settings.dead_letter_topic_path(), self.settings.dead_letter_dir)
+        s = self.settings
+        return DeadLetters(s.dead_letter_topic_path(), s.dead_letter_dir, s.dead_letter_bucket)
 
     def warm(self) -> None:
         """Load the rules and the manifest now rather than at the first event (the benchmark's setup)."""
@@ -108,42 +114,57 @@ class Runtime:
     # --- one event -----------------------------------------------------------------------------
 
     def handle(
-        self, entry_point: str, accepts: frozenset[str], attributes: Mapping[str, Any], data: Any
+        self,
+        entry_point: str,
+        accepts: frozenset[str],
+        attributes: Mapping[str, Any],
+        data: Any,
+        body: bytes | None = None,
     ) -> Outcome:
+        """Parse, route, guard and launch one event. Returns normally for every permanent outcome
+        (the caller answers 2xx); raises only what a retry can fix. ``body``: the request body,
+        recorded in a dead letter when ``data`` cannot be encoded as JSON."""
         started = time.perf_counter()
-        base = {
+        base: dict[str, Any] = {
             "entry_point": entry_point,
             "event_id": attributes.get("id"),
             "event_type": attributes.get("type"),
         }
+        failed = _Failure(self, attributes, data, body, base)
         try:
             event = parse.parse(
                 envelope.from_attributes(attributes, data), max_message_bytes=self.settings.max_message_bytes
             )
         except PermanentError as exc:
-            return self._reject(Reject(str(exc)), None, attributes, data, base)
+            return failed.reject(Reject(str(exc)), None)
         except Exception as exc:  # a parser bug must not turn one bad event into endless retries
-            detail = f"internal error while parsing: {type(exc).__name__}: {exc}"
-            log("ERROR", detail, traceback=traceback.format_exc(), **base)
-            return self._reject(Reject(detail), None, attributes, data, base)
+            return failed.unexpected("parsing", exc, None)
 
         base["identity"] = event.identity
-        decision = self._decide(event, accepts)
+        try:
+            decision = self._decide(event, accepts)
+        except Exception as exc:  # routing is pure: whatever it raises, it raises again
+            return failed.unexpected("routing", exc, event)
         if isinstance(decision, Reject):
-            return self._reject(decision, event, attributes, data, base)
+            return failed.reject(decision, event)
         if isinstance(decision, Skip):
             return self._skip(decision, event, base)
 
+        routed = decision
         try:
-            decision = self.guards.apply(decision, event)
+            guarded = self.guards.apply(routed, event)
         except Deferred as exc:
             # Not an error: the platform's redelivery is the timer (debounce, concurrency: defer).
-            log("NOTICE", str(exc), decision="defer", rule=decision.rule, **base)
+            log("NOTICE", str(exc), decision="defer", rule=routed.rule, **base)
             raise
-        if isinstance(decision, Skip):
-            return self._skip(decision, event, base)
+        except Exception as exc:
+            return failed.unexpected("applying the guards", exc, event, release=routed)
+        if isinstance(guarded, Skip):
+            return self._skip(guarded, event, base)
+        if isinstance(guarded, Reject):
+            return failed.reject(guarded, event)
 
-        request = decision.request
+        request = guarded.request
         fields = {
             **base,
             "decision": "launch",
@@ -153,13 +174,14 @@ class Runtime:
         }
         try:
             result = self.launcher.launch(request)
-        except PermanentLaunchError as exc:
-            return self._reject(
-                Reject(f"launch failed permanently: {exc}", rule=request.rule), event, attributes, data, base
-            )
         except TransientLaunchError as exc:
             log("WARNING", f"launch failed, will be retried: {exc}", **fields)
             raise
+        except PermanentLaunchError as exc:
+            reject = Reject(f"launch failed permanently: {exc}", rule=request.rule)
+            return failed.reject(reject, event, release=(routed, guarded))
+        except Exception as exc:
+            return failed.unexpected("launching", exc, event, release=(routed, guarded))
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         lost = result.status == "exists_failed"  # the job of this event FAILED or was CANCELLED
         log(
@@ -178,7 +200,7 @@ class Runtime:
             elapsed_ms=elapsed_ms,
             **fields,
         )
-        return Outcome(decision, event, result)
+        return Outcome(guarded, event, result)
 
     def _skip(self, decision: Skip, event: Event, base: Mapping[str, Any]) -> Outcome:
         log(
@@ -204,59 +226,126 @@ class Runtime:
         age = _age_seconds(event)
         limit = self.settings.max_event_age_seconds
         if limit > 0 and age is not None and age > limit:
+            return Reject(f"event is {age:.0f} s old, older than MAX_EVENT_AGE_SECONDS={limit:.0f}")
+        ahead = self.settings.max_event_future_seconds
+        if ahead > 0 and age is not None and -age > ahead:
             return Reject(
-                f"event is {age:.0f} s old, older than MAX_EVENT_AGE_SECONDS={self.settings.max_event_age_seconds:.0f}"
+                f"event time is {-age:.0f} s in the future, more than the clock skew allowed "
+                f"(MAX_EVENT_FUTURE_SECONDS={ahead:.0f})"
             )
         return route(event, self.rules, self.digests)
 
-    def reject_request(self, entry_point: str, headers: Mapping[str, str], body: bytes, path: str) -> str:
-        """An HTTP request the framework could not read as a CloudEvent: record it, return why."""
-        try:
-            envelope.from_http(headers, body, path)
-            reason = "the request could not be read as a CloudEvent"
-        except PermanentError as exc:
-            reason = str(exc)
+    def reject_request(
+        self,
+        entry_point: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        path: str,
+        error: BaseException | None = None,
+        reason: str | None = None,
+    ) -> str:
+        """An HTTP request the framework (or the server: ``reason``) could not read as a CloudEvent:
+        record it, return why."""
+        if reason is None:
+            reason = _unreadable(headers, body, path, error)
         attributes = {
             k: v for k, v in headers.items() if k.lower().startswith("ce-") or k.lower() == "content-type"
         }
-        data: Any = body
-        self._reject(
-            Reject(reason),
-            None,
-            attributes,
-            data,
-            {"entry_point": entry_point, "event_id": headers.get("ce-id")},
-        )
+        base = {"entry_point": entry_point, "event_id": _header(headers, "ce-id")}
+        _Failure(self, attributes, body, body, base).reject(Reject(reason), None)
         return reason
 
-    def _reject(
+    def record_dead_letter(
         self,
         decision: Reject,
-        event: Event | None,
         attributes: Mapping[str, Any],
         data: Any,
         base: Mapping[str, Any],
-    ) -> Outcome:
-        entry_point = str(base["entry_point"])
+        body: bytes | None = None,
+    ) -> dict[str, Any]:
+        """Log and record one permanent failure; return the record as written. Raises when a sink
+        fails (the event is then redelivered, not lost)."""
         record = make_record(
-            entry_point=entry_point,
+            entry_point=str(base["entry_point"]),
             attributes=attributes,
             data=data,
             reason=decision.reason,
             rule=decision.rule,
+            body=body,
         )
+        try:
+            written = self.dead_letters.record(record)
+        except Exception as exc:
+            log(
+                "ERROR",
+                f"dead letter not recorded, will be retried: {describe(exc)}",
+                reason=decision.reason,
+                **base,
+            )
+            raise
         log(
             "ERROR",
             f"reject: {decision.reason}",
             decision="reject",
             rule=decision.rule,
             reason=decision.reason,
-            dead_letter=record,
+            dead_letter=written,
             **base,
         )
-        # If the record cannot be published this raises: the event is redelivered, not lost.
-        self.dead_letters.record(record)
+        return written
+
+
+@dataclass
+class _Failure:
+    """The permanent-failure path of one event: release guard state, record, acknowledge."""
+
+    runtime: Runtime
+    attributes: Mapping[str, Any]
+    data: Any
+    body: bytes | None
+    base: Mapping[str, Any]
+
+    def reject(
+        self, decision: Reject, event: Event | None, release: Launch | tuple[Launch, Launch] | None = None
+    ) -> Outcome:
+        if release is not None and event is not None:
+            # The launch will not happen: guard state must not keep citing it (cooldown, active run).
+            self.runtime.guards.release(release if isinstance(release, tuple) else (release,), event)
+        self.runtime.record_dead_letter(decision, self.attributes, self.data, self.base, self.body)
         return Outcome(decision, event)
+
+    def unexpected(
+        self,
+        stage: str,
+        exc: Exception,
+        event: Event | None,
+        release: Launch | tuple[Launch, Launch] | None = None,
+    ) -> Outcome:
+        """An exception nobody expected: retried when a retry can fix it, else recorded as permanent."""
+        if is_transient(exc):
+            log("WARNING", f"{stage} failed, will be retried: {describe(exc)}", **self.base)
+            raise exc
+        detail = f"internal error while {stage}: {describe(exc)}"
+        log("ERROR", detail, traceback=traceback.format_exc(limit=20), **self.base)
+        rule = release[0].rule if isinstance(release, tuple) else release.rule if release else None
+        return self.reject(Reject(detail, rule=rule), event, release)
+
+
+def _unreadable(headers: Mapping[str, str], body: bytes, path: str, error: BaseException | None) -> str:
+    """Why a request could not be read: our own reading's reason, else the framework's error."""
+    try:
+        envelope.from_http(headers, body, path)
+    except PermanentError as exc:
+        return str(exc)
+    except Exception as exc:  # our own reading failed too: say how, still record it
+        return f"the request could not be read as a CloudEvent: {describe(error or exc)}"
+    if error is not None:
+        return f"functions-framework could not read the request: {describe(error)}"
+    return "the request could not be read as a CloudEvent"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 def _age_seconds(event: Event) -> float | None:

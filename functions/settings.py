@@ -18,6 +18,9 @@
 | MAX_MESSAGE_BYTES | largest Pub/Sub message data accepted | 262144 |
 | VERTEX_TIMEOUT_SECONDS | how long the launcher waits for Vertex to answer a create call | 30 |
 | MLOPS_STATE_BUCKET | bucket of the guards' state (debounce, cooldown, active runs), under mlops-state/ | DATA_BUCKET when deployed (K_SERVICE set) or STORAGE_EMULATOR_HOST is set; else files under MLOPS_STATE_DIR/state |
+| MLOPS_DEAD_LETTER_BUCKET | bucket for the whole record of a dead letter too large to carry (under mlops-dead-letters/) | the state bucket, else files under MLOPS_DEAD_LETTER_DIR/events |
+| MAX_EVENT_FUTURE_SECONDS | events dated further ahead than this (clock skew allowance) are dropped with a dead-letter record (0: no limit) | 300 |
+| MLOPS_CLOCK_SKEW_SECONDS | added to this instance's clock, to test clock skew between instances (the reliability run); never set it in a deployment | 0 |
 | MLOPS_ORDERING | stale-generation check for storage events: storage (read the object's live generation), memory (per instance only) or off | storage when a state bucket is in use, else memory |
 """
 
@@ -60,6 +63,9 @@ class Settings:
     vertex_timeout_seconds: float = 30.0
     state_bucket: str | None = None  # None: guards keep state under state_dir/state
     ordering: OrderingMode = "memory"
+    dead_letter_bucket: str | None = None
+    max_event_future_seconds: float = 300.0
+    clock_skew_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +100,9 @@ class Settings:
             vertex_timeout_seconds=_number(env, "VERTEX_TIMEOUT_SECONDS", 30.0),
             state_bucket=state_bucket,
             ordering=cast(OrderingMode, ordering),
+            dead_letter_bucket=env.get("MLOPS_DEAD_LETTER_BUCKET") or state_bucket,
+            max_event_future_seconds=_number(env, "MAX_EVENT_FUTURE_SECONDS", 300.0),
+            clock_skew_seconds=_number(env, "MLOPS_CLOCK_SKEW_SECONDS", 0.0),
         )
 
     def dead_letter_topic_path(self) -> str | None:

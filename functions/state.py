@@ -15,6 +15,8 @@ Keys are relative paths such as ``debounce/<rule>/<digest>.json``; callers choos
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +38,18 @@ class StateStore(Protocol):
         """Compare-and-swap: apply ``fn`` (pure: it may run several times) and return what was written."""
         ...
 
+    def create(self, key: str, doc: JsonDict) -> bool:
+        """Write ``doc`` unless ``key`` exists; True when this call wrote it. For immutable documents."""
+        ...
+
+    def names(self, prefix: str, start: str = "") -> list[str]:
+        """Keys under ``prefix`` that sort at or after ``start`` (a key), sorted."""
+        ...
+
+    def server_time(self) -> float:
+        """The store's own clock now (epoch seconds): one tiny write, timestamped by the store."""
+        ...
+
 
 class BucketStateStore:
     """Documents at ``gs://<bucket>/mlops-state/<key>``, updated with generation preconditions."""
@@ -54,13 +68,40 @@ class BucketStateStore:
 
         blob = storage_io.storage_client().bucket(self.bucket).blob(self.prefix + key)
         try:
-            data: JsonDict = json.loads(blob.download_as_bytes())
+            raw = blob.download_as_bytes()
         except gexc.NotFound:
             return None
+        if not (blob.md5_hash or blob.crc32c):
+            # A media download always carries X-Goog-Hash (checked by the client); without it the
+            # answer was not the object's bytes (seen from the emulator under load): try again later.
+            raise storage_io.StorageError(f"{self.uri(key)}: the read returned no checksum")
+        data: JsonDict = json.loads(raw)
         return data
 
     def update(self, key: str, fn: Callable[[JsonDict | None], JsonDict]) -> JsonDict:
         return storage_io.cas_update_json(self.uri(key), fn)
+
+    def create(self, key: str, doc: JsonDict) -> bool:
+        from google.api_core import exceptions as gexc
+
+        blob = storage_io.storage_client().bucket(self.bucket).blob(self.prefix + key)
+        try:
+            blob.upload_from_string(_encode(doc), content_type="application/json", if_generation_match=0)
+        except gexc.PreconditionFailed:
+            return False
+        return True
+
+    def names(self, prefix: str, start: str = "") -> list[str]:
+        blobs = storage_io.storage_client().list_blobs(
+            self.bucket, prefix=self.prefix + prefix, start_offset=(self.prefix + start) if start else None
+        )
+        return sorted(b.name[len(self.prefix) :] for b in blobs)
+
+    def server_time(self) -> float:
+        # Several objects: Cloud Storage allows about one write per second to one object.
+        blob = storage_io.storage_client().bucket(self.bucket).blob(f"{self.prefix}clock/{os.getpid() % 16}")
+        blob.upload_from_string(b"{}", content_type="application/json")
+        return float(blob.updated.timestamp())
 
 
 class LocalStateStore:
@@ -79,6 +120,42 @@ class LocalStateStore:
 
     def update(self, key: str, fn: Callable[[JsonDict | None], JsonDict]) -> JsonDict:
         return storage_io.cas_update_json(str(self.directory / key), fn)
+
+    def create(self, key: str, doc: JsonDict) -> bool:
+        path = self.directory / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(_encode(doc))
+        try:
+            os.link(tmp, path)  # atomic, and fails when the key exists
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+        return True
+
+    def names(self, prefix: str, start: str = "") -> list[str]:
+        base = self.directory / prefix
+        folder = base if prefix.endswith("/") else base.parent
+        if not folder.is_dir():
+            return []
+        found = (
+            str(p.relative_to(self.directory))
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".lock")
+        )
+        return sorted(k for k in found if k.startswith(prefix) and k >= start)
+
+    def server_time(self) -> float:
+        # The file system's clock: the same for every process of this machine.
+        path = self.directory / "clock" / str(os.getpid() % 16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"{}")
+        return path.stat().st_mtime
+
+
+def _encode(doc: JsonDict) -> bytes:
+    return json.dumps(doc, indent=2, sort_keys=True).encode()
 
 
 def current_generation(bucket: str, name: str) -> int | None:

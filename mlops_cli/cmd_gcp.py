@@ -31,6 +31,7 @@ _OVERRIDES = (
     ("pipeline-sa", "pipeline service account id (default: <prefix>-pipelines)"),
     ("trigger-sa", "trigger service account id (default: <prefix>-triggers)"),
     ("build-sa", "Cloud Build service account id (default: <prefix>-build)"),
+    ("scheduler-sa", "service account the Cloud Scheduler jobs publish as (default: <prefix>-scheduler)"),
 )
 _INTS = (
     ("min-instances", "minimum instances per function (default: 0)"),
@@ -51,7 +52,11 @@ def _add_deployment_args(p: argparse.ArgumentParser, *, required: bool = True) -
         help="fix the audit-log triggers to these ModelService methods (comma-separated) instead of "
         "deriving them from the rules; a rule needing another method is then an error",
     )
-    p.add_argument("--audit-api-versions", help="API versions of the audit methodName (default: v1)")
+    p.add_argument(
+        "--audit-api-versions",
+        help="deliver exactly these methodName spellings (v1, v1beta1, ui; comma-separated) for every "
+        "audit method (default, per method: v1, the console's ui, and v1beta1 where gcloud beta calls it)",
+    )
 
 
 def deployment(args: argparse.Namespace) -> Deployment:
@@ -63,7 +68,7 @@ def deployment(args: argparse.Namespace) -> Deployment:
     overrides: dict[str, Any] = {
         n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n, _ in _OVERRIDES
     }
-    for sa in ("function", "pipeline", "trigger", "build"):
+    for sa in ("function", "pipeline", "trigger", "build", "scheduler"):
         overrides[f"{sa}_sa_id"] = overrides.pop(f"{sa}_sa")
     overrides.update({n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n, _ in _INTS})
     overrides["fixed_audit_methods"] = split(args.audit_methods)
@@ -80,7 +85,10 @@ def register(subparsers: Any) -> None:
     setup.add_argument("--dry-run", action="store_true", help="print the commands as a script, run nothing")
     setup.set_defaults(func=run_setup)
 
-    deploy = sub.add_parser("deploy-functions", help="deploy the four functions and their triggers")
+    deploy = sub.add_parser(
+        "deploy-functions",
+        help="deploy the four functions, their triggers and the Cloud Scheduler jobs of the schedules",
+    )
     _add_deployment_args(deploy)
     deploy.add_argument(
         "--bundle", type=Path, default=Path("build/bundle"), help="from `mlops-events bundle`"

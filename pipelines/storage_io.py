@@ -11,8 +11,10 @@ traffic): a read-modify-write with a generation precondition, retried on conflic
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import random
@@ -275,7 +277,10 @@ def _cas_gcs(uri: str, update: Callable[[JsonDict | None], JsonDict], retries: i
                 generation, before = 0, None  # 0: the object must not exist yet
             else:
                 generation = int(current.generation)
-                before = json.loads(current.download_as_bytes(if_generation_match=generation))
+                expected, raw = current.md5_hash, current.download_as_bytes(if_generation_match=generation)
+                if expected and base64.b64encode(hashlib.md5(raw).digest()).decode() != expected:
+                    raise gexc.PreconditionFailed(f"{uri}: the bytes read are not generation {generation}")
+                before = json.loads(raw)
             after = update(before)
             data = json.dumps(after, indent=2, sort_keys=True).encode()
             bucket.blob(name).upload_from_string(

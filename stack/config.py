@@ -81,6 +81,7 @@ class StackConfig:
     port_base: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     extra_env: tuple[tuple[str, str], ...] = ()  # more variables for the function processes
+    play_schedules: bool = True  # False: the rules' schedules fire only when asked (stack.scheduler)
 
     @property
     def root(self) -> Path:

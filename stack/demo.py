@@ -29,7 +29,6 @@ import json
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +48,7 @@ Echo = Callable[[str], None]
 DEMO_RULES = Path(__file__).resolve().parent.parent / "demo" / "rules.yaml"
 # A demo state directory holds this file: the demo wipes only directories that have it.
 DEMO_MARKER = ".mlops-demo"
+MONITORING_SCHEDULE = "monitor-churn"  # demo/rules.yaml's schedule of the monitoring run
 
 
 class DemoError(RuntimeError):
@@ -175,18 +175,16 @@ def wait_for_records(records_uri: str, model: str, since: datetime, count: int, 
         time.sleep(0.5)
 
 
-def request_monitoring(info: dict[str, Any], model: str) -> str:
-    """Ask for a monitoring run: a run request on ``run-requests``, as a Cloud Scheduler job of the
-    rules' ``schedules:`` section would publish it. Returns the message id."""
-    from stack.dispatch import publish
+def request_monitoring(info: dict[str, Any]) -> str:
+    """Fire the rules' monitoring schedule now (``demo/rules.yaml``, ``schedules:``): the run request
+    its Cloud Scheduler job publishes, through the same path. (The demo's stack does not play the
+    clock: a real tick must not add a run to the loop.) Returns the message id."""
+    from stack.scheduler import fire_schedule
 
-    request = {
-        "pipeline": "monitoring",
-        "parameters": {"model_name": model, "alerts_topic": "alerts"},
-        "idempotency_key": f"demo-monitoring-{uuid.uuid4().hex[:8]}",
-        "requested_by": "mlops-events demo",
-    }
-    return publish(info, "run-requests", json.dumps(request).encode())
+    fired = fire_schedule(info, MONITORING_SCHEDULE)
+    if fired.error or not fired.message_id:
+        raise DemoError(f"step 4: the schedule {MONITORING_SCHEDULE} did not fire: {fired.error}")
+    return fired.message_id
 
 
 def run_demo(
@@ -205,6 +203,7 @@ def run_demo(
         rules=DEMO_RULES,
         pubsub=pubsub,  # type: ignore[arg-type]
         retry=RetryPolicy(initial_s=0.5, maximum_s=4.0, give_up_after_s=600.0),
+        play_schedules=False,  # a real tick of demo/rules.yaml's schedule must not add a run to the loop
     )
     model = demo_data.MODEL
     bucket = config.data_bucket
@@ -260,9 +259,11 @@ def run_demo(
         )
 
         # 4. Monitoring on request -> drift alert -> retraining.
-        message_id = request_monitoring(info, model)
+        message_id = request_monitoring(info)
         progress.say(
-            "demo", f"step 4: published a monitoring run request on run-requests (message {message_id})"
+            "demo",
+            f"step 4: fired the schedule {MONITORING_SCHEDULE}: its monitoring run request is on "
+            f"run-requests (message {message_id})",
         )
         logs = f"{root}/logs/on_run_request.log"
         monitoring = wait_for_run(

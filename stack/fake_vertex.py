@@ -3,7 +3,8 @@
 It stands in for the one part that cannot run here (the Vertex service) in contract tests,
 benchmarks and reliability runs. It implements create (409 for a repeated job id, as Vertex does)
 and get, and can inject faults: a share of calls answered 429/503, delayed past the client's
-timeout, or timed out *after* the job was created (the case idempotent ids exist for).
+timeout, timed out *after* the job was created (the case idempotent ids exist for), or rejected
+with 400 (``"400"``, not among the default kinds: a permanent rejection).
 
     with FakeVertex() as vertex:
         ... VERTEX_API_ENDPOINT=vertex.url ...
@@ -48,6 +49,17 @@ class Stats:
     faults: dict[str, int] = field(default_factory=dict)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that died mid-request (the reliability run kills instances)
+        super().handle_error(request, client_address)
+
+
 class FakeVertex:
     def __init__(self, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.faults = faults or Faults()
@@ -57,8 +69,7 @@ class FakeVertex:
         self.stats = Stats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -139,7 +150,7 @@ class FakeVertex:
                 if fake.faults.delay_seconds:
                     time.sleep(fake.faults.delay_seconds)
                 fault = fake._fault()
-                if fault in ("429", "503"):
+                if fault in ("400", "429", "503"):
                     self.answer(int(fault), {"error": {"code": int(fault), "message": f"injected {fault}"}})
                     return
                 if fault == "timeout":

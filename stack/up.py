@@ -11,7 +11,8 @@ What runs (every child in its own process group, logs under ``<state>/logs`` or 
   with ``MLOPS_LAUNCHER=vertex`` and ``VERTEX_API_ENDPOINT`` = the emulator: the code that runs on
   Google Cloud;
 - the bridge (threads of this process): storage notifications -> ``on_new_data``, registry audit
-  events -> ``on_model_registry_event``.
+  events -> ``on_model_registry_event``;
+- the schedule player (a thread, ``stack.scheduler``): the rules' schedules -> run requests.
 
 ``stack.json`` in the state directory says what runs where; ``Stack.stop`` (Ctrl-C, SIGTERM from
 ``stack.teardown.down``) stops all of it (the emulator stops its own pipeline workers and serving
@@ -48,6 +49,7 @@ from stack.config import (
     task_env,
 )
 from stack.dispatch import Dispatcher, setup_emulator
+from stack.scheduler import start_player
 from stack.teardown import sweep
 
 Echo = Callable[[str], None]
@@ -201,6 +203,12 @@ class Stack:
             subscription = None
             pubsub_info = {"mode": "embedded", "url": dispatcher.url, "routes": dispatcher.routes()}
 
+        # Cloud Scheduler's part: the rules' schedules publish run requests (stack/scheduler.py).
+        player = start_player(bundle / "rules.yaml", env, project=cfg.project, pubsub=pubsub_info,
+                              log_path=root / "logs" / "schedules.jsonl", echo=self.echo,
+                              start=cfg.play_schedules)  # fmt: skip
+        self._stop_first.append(player.stop)
+
         bridge = StorageBridge(
             deliverer,
             fn_urls["on_new_data"],
@@ -234,6 +242,7 @@ class Stack:
                 "env": task_env(cfg, gcs.host, pubsub_env),  # what its tasks and serving processes get
             },
             "bridge": {"url": relay.url, "storage_mode": bridge.mode},
+            "schedules": player.describe(),
             "functions": processes,
             "bundle": str(bundle),
             "env": {

@@ -5,6 +5,9 @@ notifications of one incident are one identity (``alert/<source>/<id>/open``) an
 A launch is recorded (with its job id) in the same compare-and-swap that grants it; inside the
 period other incidents are skipped; with ``after: N`` the launch waits for N distinct incidents
 within ``within`` (those before the last launch do not count).
+
+A launch that failed permanently is *marked* failed (``release_cooldown``): it no longer counts
+for the period and is never cited; a replay of that incident after a fix may launch again.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def cooldown_launch(
 ) -> Launch | Skip:
     """Grant ``decision`` a launch slot for ``model`` (recorded), or a Skip saying when the next one is."""
     request = decision.request
-    key = f"cooldown/{keys.slug(decision.rule, 40)}/{keys.slug(model, 60)}-{keys.digest(model, 8)}.json"
+    key = _key(decision.rule, model)
     incident = event.identity
     now = clock()
     verdict: dict[str, Any] = {}
@@ -42,7 +45,7 @@ def cooldown_launch(
         verdict.clear()
         doc = dict(current or {"model": model, "rule": decision.rule, "incidents": {}, "launches": []})
         launches = list(doc.get("launches", []))
-        done = next((x for x in launches if x["incident"] == incident), None)
+        done = next((x for x in launches if x["incident"] == incident and not x.get("failed")), None)
         if done is not None:
             verdict["launch"] = done
             return doc
@@ -50,9 +53,10 @@ def cooldown_launch(
         incidents = {k: t for k, t in dict(doc.get("incidents", {})).items() if t >= horizon}
         incidents.setdefault(incident, now)
         doc["incidents"] = incidents
-        last = max((x["at"] for x in launches), default=None)
+        counted = [x for x in launches if not x.get("failed")]
+        last = max((x["at"] for x in counted), default=None)
         if last is not None and now - last < cooldown.period:
-            last_job = max(launches, key=lambda x: x["at"])["job_id"]
+            last_job = max(counted, key=lambda x: x["at"])["job_id"]
             verdict["skip"] = (
                 f"cooldown: {model} was retrained {now - last:.0f}s ago ({last_job}); at most one "
                 f"launch per {cooldown.period:.0f}s, next after {cooldown.period - (now - last):.0f}s"
@@ -68,6 +72,7 @@ def cooldown_launch(
                 )
                 return doc
         entry = {"incident": incident, "job_id": request.job_id, "at": now}
+        launches = [x for x in launches if x["incident"] != incident]  # a failed attempt is replaced
         doc["launches"] = [*launches, entry][-LAUNCHES_KEPT:]
         verdict["launch"] = entry
         return doc
@@ -79,3 +84,23 @@ def cooldown_launch(
     if entry["job_id"] != request.job_id:  # recorded by an earlier delivery: the same job, again
         return replace(decision, request=replace(request, job_id=entry["job_id"]))
     return decision
+
+
+def release_cooldown(store: StateStore, rule: str, model: str, incident: str, job_ids: set[str]) -> None:
+    """Mark the launch recorded for ``incident`` failed: it will not be created, so it must not
+    hold the period or be cited as "retrained ... ago"."""
+
+    def update(current: JsonDict | None) -> JsonDict:
+        doc = dict(current or {"model": model, "rule": rule, "incidents": {}, "launches": []})
+        doc["launches"] = [
+            {**x, "failed": True} if x["incident"] == incident and x["job_id"] in job_ids else x
+            for x in doc.get("launches", [])
+        ]
+        return doc
+
+    if store.read(_key(rule, model)) is not None:
+        store.update(_key(rule, model), update)
+
+
+def _key(rule: str, model: str) -> str:
+    return f"cooldown/{keys.slug(rule, 40)}/{keys.slug(model, 60)}-{keys.digest(model, 8)}.json"

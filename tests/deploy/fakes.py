@@ -33,9 +33,11 @@ for a in argv:
         flags[k] = v
 words = [a for a in argv if not a.startswith("-") and a != "beta"]
 VERBS = ("describe", "create", "update", "get-iam-policy", "add-iam-policy-binding", "enable", "list",
-         "deploy", "cp", "service-agent")
+         "deploy", "cp", "service-agent", "delete")
 i = next((k for k, w in enumerate(words) if w in VERBS), len(words) - 1)
 group, verb = " ".join(words[:i]), words[i]
+if words[i + 1:i + 2] in (["http"], ["pubsub"]):  # scheduler jobs create|update http|pubsub NAME
+    i += 1
 target = words[i + 1] if len(words) > i + 1 else ""
 project = flags.get("project", "fake-project")
 if group == "iam service-accounts" and verb == "create":
@@ -50,6 +52,15 @@ def save():
 
 if group == "services" and verb == "list":
     out = "\n".join(services)
+elif verb == "list" and fmt == "value(name.basename())":
+    # Names as the API spells them (.../<collection>/<id>), filtered by a `name~TEXT` filter.
+    kind = group.split()[-1]
+    names = [k.split(":", 1)[1].rsplit("/", 1)[-1] for k in resources if k.startswith(group + ":")]
+    wanted = flags.get("filter", "").removeprefix("name~")
+    out = "\n".join(n for n in names if wanted in f"projects/{{project}}/{{kind}}/{{n}}")
+elif verb == "delete":
+    if resources.pop(key, None) is None:
+        code, out = 1, f"ERROR: NOT_FOUND: {{key}}"
 elif group == "services" and verb == "enable":
     services.append(target)
 elif group == "services identity":
@@ -79,6 +90,8 @@ elif verb == "create":
 elif verb == "update":
     if "permissions" in flags:
         resources[key] = {{"includedPermissions": flags["permissions"].split(",")}}
+    elif key in resources:
+        resources[key] = {{**resources[key], **flags}}
 elif group == "functions" and verb == "deploy":
     resources[key] = flags
     if "trigger-http" not in flags:
@@ -135,7 +148,7 @@ class FakeCloud:
         self.log.write_text("")
 
 
-MUTATING = ("create", "enable", "add-iam-policy-binding", "update", "deploy")
+MUTATING = ("create", "enable", "add-iam-policy-binding", "update", "deploy", "delete")
 
 
 def mutations(calls: list[list[str]]) -> list[list[str]]:

@@ -84,8 +84,10 @@ def test_setup_twice_creates_only_the_first_time(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     created = mutations(fake.calls())
     d = Deployment(PROJECT, REGION)
-    # APIs, repository, 4 buckets, 3 topics + the dead-letter hold subscription, 4 SAs, 2 roles, bindings.
-    expected = len(APIS) + 1 + 4 + 4 + 4 + 2 + sum(b.phase == "setup" for b in d.bindings())
+    # APIs, repository, 4 buckets, 3 topics + the dead-letter hold subscription, 5 SAs, 2 roles, bindings.
+    expected = (
+        len(APIS) + 1 + 4 + 4 + len(d.service_accounts) + 2 + sum(b.phase == "setup" for b in d.bindings())
+    )
     assert len(created) == expected
     assert any(c[:3] == ["storage", "buckets", "create"] for c in created)
 

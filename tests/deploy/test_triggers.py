@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from deploy.config import (
+    DEFAULT_AUDIT_VERSIONS,
     AuditTrigger,
     DeployConfigError,
     Deployment,
@@ -22,7 +23,7 @@ from deploy.config import (
     model_service_method,
 )
 from deploy.functions import deploy_plan, serve_command
-from deploy.plan import Ensure, Run
+from deploy.plan import Ensure, Prune, Run
 from events.routing import default_rules_text
 from functions.bundle import build_bundle
 from functions.settings import Settings
@@ -79,8 +80,9 @@ def test_default_rules_are_covered_by_generated_triggers() -> None:
     assert by_entry["on_run_request"].triggers == (TopicTrigger(d.run_requests_topic),)
     audit = by_entry["on_model_registry_event"].triggers
     assert audit == tuple(
-        AuditTrigger("aiplatform.googleapis.com", model_service_method(m))
+        AuditTrigger("aiplatform.googleapis.com", model_service_method(m, v))
         for m in sorted(rules.audit_methods())
+        for v in DEFAULT_AUDIT_VERSIONS[m]
     )
     assert rules.audit_methods()  # the shipped rules do react to the registry
     assert coverage_problems(rules, functions) == []
@@ -99,8 +101,11 @@ def test_one_audit_trigger_per_method_with_the_exact_filters() -> None:
         f.split("=", 2)[2] for c in creates for f in c if f.startswith("--event-filters=methodName=")
     )
     assert methods == [
+        "google.cloud.aiplatform.ui.ModelService.DeleteModelVersion",
+        "google.cloud.aiplatform.ui.ModelService.MergeVersionAliases",
         "google.cloud.aiplatform.v1.ModelService.DeleteModelVersion",
         "google.cloud.aiplatform.v1.ModelService.MergeVersionAliases",
+        "google.cloud.aiplatform.v1beta1.ModelService.DeleteModelVersion",
     ]
     for c in creates:
         assert "--event-filters=type=google.cloud.audit.log.v1.written" in c
@@ -196,7 +201,8 @@ def test_deploy_functions_twice_creates_triggers_once(tmp_path: Path) -> None:
     first = subprocess.run(cmd, env=fake.env(), cwd=root, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     created = [c for c in mutations(fake.calls()) if "create" in c]
-    assert len(created) == len(_rules(default_rules_text(), _deployment()).audit_methods())
+    d = _deployment()
+    assert len(created) == len(d.audit_triggers(_rules(default_rules_text(), d))) == 7
     fake.reset_log()
     second = subprocess.run(cmd, env=fake.env(), cwd=root, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
@@ -246,3 +252,72 @@ def test_the_deployed_directory_is_the_bundle_the_local_stack_serves(tmp_path: P
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_default_plan_delivers_the_consoles_alias_move() -> None:
+    """Moving `champion` in the Cloud console is logged as the `ui` spelling; on the old main only
+    the v1 method names had a trigger, so that alias move deployed nothing."""
+    d = _deployment()
+    plan = deploy_plan(d, _rules(default_rules_text(), d), "build/bundle")
+    filters = {
+        f.split("=", 2)[2]
+        for a in plan.actions
+        if isinstance(a, Ensure) and a.create[:4] == ("gcloud", "eventarc", "triggers", "create")
+        for f in a.create
+        if f.startswith("--event-filters=methodName=")
+    }
+    assert "google.cloud.aiplatform.ui.ModelService.MergeVersionAliases" in filters
+    # Every spelling a caller writes for the methods the shipped rules need: the SDK (v1), the
+    # console (ui), `gcloud beta ai models upload` (v1beta1).
+    assert filters == {
+        f"google.cloud.aiplatform.{v}.ModelService.{m}"
+        for m, versions in {
+            "UploadModel": ("v1", "v1beta1", "ui"),
+            "MergeVersionAliases": ("v1", "ui"),
+            "UpdateModel": ("v1", "ui"),
+        }.items()
+        for v in versions
+    }
+    # Each spelling is a trigger of its own, named after it, and parses as the registry event the
+    # rule expects (the samples under tests/data/events).
+    names = [
+        a.check[4]
+        for a in plan.actions
+        if isinstance(a, Ensure) and a.check[:3] == ("gcloud", "eventarc", "triggers")
+    ]
+    assert "mlops-registry-ui-merge-version-aliases" in names and len(names) == len(set(names)) == 7
+    from events.routing import route
+    from tests.samples import event
+
+    decision = route(event("vertex-merge-version-aliases-ui.json"), _rules(default_rules_text(), d))
+    assert decision.decision == "launch" and decision.rule == "deploy-champion", decision
+    upload = event("vertex-upload-model-v1beta1.json")
+    assert upload.kind == "model_registry" and upload.fields()["api_version"] == "v1beta1"
+
+
+def test_audit_api_versions_given_are_exactly_those() -> None:
+    d = _deployment(audit_api_versions=("v1",))
+    methods = {t.method for t in d.audit_triggers(_rules(default_rules_text(), d))}
+    assert methods == {
+        model_service_method(m, "v1") for m in ("MergeVersionAliases", "UpdateModel", "UploadModel")
+    }
+    with pytest.raises(DeployConfigError, match="'v2' is not one of v1, v1beta1, ui"):
+        _deployment(audit_api_versions=("v2",))
+
+
+def test_triggers_of_spellings_no_longer_delivered_are_pruned() -> None:
+    d = _deployment()
+    plan = deploy_plan(d, _rules(default_rules_text(), d), "build/bundle")
+    (prune,) = [
+        a for a in plan.actions if isinstance(a, Prune) and a.list[:3] == ("gcloud", "eventarc", "triggers")
+    ]
+    assert "--filter=name~/triggers/mlops-registry-" in prune.list
+    assert set(prune.keep) == {
+        a.check[4]
+        for a in plan.actions
+        if isinstance(a, Ensure) and a.check[:3] == ("gcloud", "eventarc", "triggers")
+    }
+    assert prune.delete_argv("mlops-registry-v1-copy-model") == (
+        "gcloud", "eventarc", "triggers", "delete", "mlops-registry-v1-copy-model",
+        f"--project={PROJECT}", f"--location={REGION}", "--quiet",
+    )  # fmt: skip

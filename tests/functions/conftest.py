@@ -49,6 +49,7 @@ def function_env(
         "MLOPS_DEAD_LETTER_DIR": str(dead),
         "MLOPS_LAUNCHER": "vertex",
         "MAX_EVENT_AGE_SECONDS": "0",  # the samples are dated; the age limit has its own test
+        "MLOPS_STATE_DIR": str(tmp_path / "state"),  # the guards' state (cooldowns...) of this test only
     }
     # Nothing from the developer's shell or an earlier test may point the guards at real storage.
     for key in (

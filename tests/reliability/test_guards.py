@@ -3,6 +3,7 @@ concurrency. Fast: no servers."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,8 +11,15 @@ from typing import Any
 
 import pytest
 
-from events.decision import Launch, Skip
-from events.model import Context, FeatureScore, MonitoringAlert, PubSubMessage, StorageObject
+from events.decision import Launch, Reject, Skip
+from events.model import (
+    Context,
+    FeatureScore,
+    MonitoringAlert,
+    PubSubMessage,
+    RunRequestMessage,
+    StorageObject,
+)
 from events.options import OPTION_VALIDATORS, parse_cooldown, parse_duration
 from events.routing import route
 from functions.guards import Deferred, Guards
@@ -64,8 +72,12 @@ RULESET = load_rules(RULES)
 CTX = Context(id="e1", source="//storage", type="t")
 
 
-def obj(name: str, generation: int = 1, size: int = 10, **kw: Any) -> StorageObject:
-    return StorageObject(CTX, "b", name, generation, 1, size, time_created=datetime.now(UTC), **kw)
+def obj(
+    name: str, generation: int = 1, size: int = 10, created: float | None = None, **kw: Any
+) -> StorageObject:
+    """A finalize event; ``created``: its timeCreated on the (fake) clock of the test."""
+    when = datetime.fromtimestamp(created, UTC) if created is not None else datetime.now(UTC)
+    return StorageObject(CTX, "b", name, generation, 1, size, time_created=when, **kw)
 
 
 def alert(incident: str, model: str = "churn", state: str = "open") -> MonitoringAlert:
@@ -124,10 +136,11 @@ def test_stale_generation_after_a_newer_one_is_skipped(guards: Any) -> None:
 
 def test_debounce_defers_until_quiet_then_every_delivery_gets_one_job(guards: Any) -> None:
     g, clock, _ = guards
-    files = [obj(f"incoming/churn/part-{i}.csv", generation=100 + i) for i in range(3)]
-    for f in files:
+    files = []
+    for i in range(3):
+        files.append(obj(f"incoming/churn/part-{i}.csv", generation=100 + i, created=clock.now))
         with pytest.raises(Deferred, match="debounce: window"):
-            decide(g, f)
+            decide(g, files[-1])
         clock.now += 20  # each file arrives inside the quiet period
     with pytest.raises(Deferred):  # a redelivery does not extend the window, but it is not quiet yet
         decide(g, files[0])
@@ -142,14 +155,14 @@ def test_debounce_defers_until_quiet_then_every_delivery_gets_one_job(guards: An
     assert first.request.parameters["trigger"].startswith("window/b/incoming/churn/#")
     # A new file after the release opens a new window (another job, later).
     with pytest.raises(Deferred):
-        decide(g, obj("incoming/churn/part-9.csv", generation=200))
+        decide(g, obj("incoming/churn/part-9.csv", generation=200, created=clock.now))
 
 
 def test_debounce_max_wait_and_marker_release(guards: Any) -> None:
     g, clock, _ = guards
     for i in range(12):  # a steady trickle never goes quiet: max_wait releases it
         try:
-            decide(g, obj(f"incoming/big/p-{i}.csv", generation=i + 1))
+            decide(g, obj(f"incoming/big/p-{i}.csv", generation=i + 1, created=clock.now))
         except Deferred:
             clock.now += 55
             continue
@@ -158,8 +171,10 @@ def test_debounce_max_wait_and_marker_release(guards: Any) -> None:
         pytest.fail("max_wait did not release the window")
     assert clock.now - 1_000_000.0 >= 600
     with pytest.raises(Deferred):
-        decide(g, obj("incoming/m/a.csv", generation=5))
-    released = decide(g, obj("incoming/m/_SUCCESS", generation=6, size=0))  # the marker releases at once
+        decide(g, obj("incoming/m/a.csv", generation=5, created=clock.now))
+    released = decide(
+        g, obj("incoming/m/_SUCCESS", generation=6, size=0, created=clock.now)
+    )  # the marker releases at once
     assert (
         isinstance(released, Launch) and released.request.parameters["data_uri"] == "gs://b/incoming/m/a.csv"
     )
@@ -211,3 +226,97 @@ def test_concurrency_defer_raises_so_the_platform_redelivers(tmp_path: Path) -> 
     assert isinstance(other, Launch)
     with pytest.raises(Deferred, match="still running"):
         g.apply(replace(other, options={"concurrency": "defer"}), alert("b"))
+
+
+def test_debounce_idempotency_outlives_any_number_of_windows(guards: Any) -> None:
+    """A late duplicate of the first window's object, after more windows than the folder document
+    keeps, launches the first window's job again (409 = success), never a second run."""
+    g, clock, _ = guards
+    n = 53  # more than the folder document keeps (50): the issue's late duplicate came after 52
+    first_job = None
+    for w in range(n):
+        f = obj(f"incoming/many/w{w}.csv", generation=w + 1, created=clock.now)
+        with pytest.raises(Deferred):
+            decide(g, f)
+        clock.now += 61
+        released = decide(g, f)
+        assert isinstance(released, Launch)
+        first_job = first_job or released.request.job_id
+        clock.now += 1
+    late = decide(g, obj("incoming/many/w0.csv", generation=1, created=1_000_000.0))
+    assert isinstance(late, Launch) and late.request.job_id == first_job
+    assert late.request.parameters["data_uri"] == "gs://b/incoming/many/w0.csv"
+
+
+def test_debounce_agrees_across_instances_whose_clocks_differ_by_a_minute(tmp_path: Path) -> None:
+    """Two instances 30 s ahead and 30 s behind, sharing one state store. Reading their own clocks,
+    the one ahead finds every window quiet at once and releases each object alone (the burst splits);
+    corrected to the store's clock, neither releases before the burst is quiet."""
+    rules = load_rules(RULES.replace("quiet: 60s", "quiet: 1s"))
+    settings = Settings.from_env({"MLOPS_STATE_DIR": str(tmp_path)})
+
+    def ahead() -> float:
+        return time.time() + 30
+
+    def behind() -> float:
+        return time.time() - 30
+
+    def burst(instances: list[Guards], folder: str) -> set[str]:
+        now = time.time()
+        files = [obj(f"incoming/{folder}/p{i}.csv", generation=i + 1, created=now) for i in range(4)]
+        job_ids = set()
+        for i, f in enumerate(files):  # alternately to each instance, as a load balancer would
+            try:
+                out = instances[i % 2].apply(route(f, rules), f)  # type: ignore[arg-type]
+                job_ids.add(out.request.job_id)  # type: ignore[union-attr]
+            except Deferred:
+                pass
+        time.sleep(1.1)
+        for g in instances:
+            for f in files:
+                job_ids.add(g.apply(route(f, rules), f).request.job_id)  # type: ignore[arg-type, union-attr]
+        return job_ids
+
+    store = LocalStateStore(tmp_path / "state")
+    uncorrected = [Guards(settings, store, clock=c) for c in (behind, ahead)]
+    assert len(burst(uncorrected, "raw")) > 1  # the defect: one burst, several runs
+    corrected = [Guards(settings, store, local_clock=c) for c in (behind, ahead)]
+    assert len(burst(corrected, "store-time")) == 1
+
+
+def test_a_reused_idempotency_key_is_rejected_by_the_guards(guards: Any) -> None:
+    g, _, _ = guards
+    rules = load_rules(
+        'version: 1\nrules:\n- name: r\n  on: run.request\n  launch: {pipeline: "{pipeline}", parameters: "{parameters}"}\n'
+    )
+
+    def request(data_uri: str) -> RunRequestMessage:
+        msg = PubSubMessage(CTX, "run-requests", "p", "m", None, {}, b"")
+        return RunRequestMessage(
+            msg, "training", {"data_uri": data_uri, "model_name": "m"}, idempotency_key="k-1"
+        )
+
+    same = [g.apply(route(request("gs://b/a.csv"), rules), request("gs://b/a.csv")) for _ in range(2)]  # type: ignore[arg-type]
+    assert all(isinstance(x, Launch) for x in same)
+    other = g.apply(route(request("gs://b/b.csv"), rules), request("gs://b/b.csv"))  # type: ignore[arg-type]
+    assert isinstance(other, Reject)
+    assert (
+        '"k-1" was already used' in other.reason
+        and "gs://b/a.csv" in other.reason
+        and "gs://b/b.csv" in other.reason
+    )
+
+
+def test_a_failed_launch_never_holds_the_cooldown(guards: Any) -> None:
+    g, clock, _ = guards
+    decide(g, alert("a"))
+    failed = decide(g, alert("b"))
+    assert isinstance(failed, Launch)
+    g.release((failed,), alert("b"))  # Vertex rejected it: the job will never exist
+    clock.now += 60
+    again = decide(g, alert("c"))
+    assert isinstance(again, Launch) and again.request.job_id != failed.request.job_id
+    clock.now += 60
+    held = decide(g, alert("d"))
+    assert isinstance(held, Skip) and again.request.job_id in held.reason
+    assert failed.request.job_id not in held.reason

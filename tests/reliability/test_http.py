@@ -104,7 +104,7 @@ def test_faults_duplicates_and_concurrency_lead_to_exactly_one_run_each(
         "r",
         {
             "pipeline": "training",
-            "parameters": {"data_uri": "gs://d/x.csv", "model_name": "m"},
+            "parameters": {"data_uri": "gs://data/requests/x.csv", "model_name": "m"},
             "idempotency_key": "k1",
         },
         message_id="r1",
@@ -129,7 +129,8 @@ def test_faults_duplicates_and_concurrency_lead_to_exactly_one_run_each(
         if "retraining" not in job["labels"]["mlops-pipeline"]
     )
     assert uris == sorted(
-        [d_uri for d_uri in (f"gs://data/incoming/m/f{i}.csv" for i in range(12))] + ["gs://d/x.csv"]
+        [d_uri for d_uri in (f"gs://data/incoming/m/f{i}.csv" for i in range(12))]
+        + ["gs://data/requests/x.csv"]
     )
 
 
@@ -265,7 +266,7 @@ def test_replayed_dead_letters_are_handled_exactly_once(
         "r",
         {
             "pipeline": "training",
-            "parameters": {"data_uri": "gs://d/y.csv", "model_name": "m"},
+            "parameters": {"data_uri": "gs://data/requests/y.csv", "model_name": "m"},
             "idempotency_key": "k2",
         },
         message_id="r2",

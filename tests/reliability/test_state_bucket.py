@@ -4,6 +4,7 @@ from the object's live generation, debounce converging from many threads, marker
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,7 @@ def upload(bucket: str, name: str, data: bytes = b"a,b\n1,2\n") -> StorageObject
 def make_guards(bucket: str, clock: Any = None) -> Guards:
     settings = Settings.from_env({"DATA_BUCKET": bucket, "STORAGE_EMULATOR_HOST": "set"})
     assert settings.state_bucket == bucket and settings.ordering == "storage"
-    return Guards(settings, clock=clock or (lambda: 1000.0))
+    return Guards(settings, clock=clock)  # None: the instance's clock corrected to the bucket's
 
 
 def test_compare_and_swap_never_loses_a_concurrent_update(gcs_env: str) -> None:
@@ -76,7 +77,7 @@ def test_ordering_reads_the_live_generation(gcs_env: str) -> None:
 
 
 def test_debounce_from_many_threads_converges_on_one_run(gcs_env: str) -> None:
-    now = [1000.0]
+    now = [time.time()]  # the objects' creation times are the bucket's: the same epoch
     files = [upload(gcs_env, f"incoming/churn/p{i}.csv") for i in range(5)]
     guards = [make_guards(gcs_env, lambda: now[0]) for _ in range(3)]  # three "instances"
     results: list[Any] = []
@@ -112,3 +113,36 @@ def test_marker_object_in_storage_releases_the_window(gcs_env: str) -> None:
     released = g.apply(route(a, RULESET), a)  # type: ignore[arg-type]
     assert isinstance(released, Launch) and released.request.parameters["data_uri"] == a.uri
     _ = datetime.now(UTC)
+
+
+QUIET_1S = load_rules(RULES.replace("quiet: 30s", "quiet: 1s"))
+
+
+def test_a_delayed_delivery_cannot_split_a_burst(gcs_env: str) -> None:
+    """Three objects written together; only the first one's event arrives in time. At release the
+    folder is listed: the window holds all three, and the late deliveries find their run."""
+    settings = Settings.from_env({"DATA_BUCKET": gcs_env, "STORAGE_EMULATOR_HOST": "set"})
+    g = Guards(settings)  # the instance's clock, corrected to the bucket's
+    files = [upload(gcs_env, f"incoming/late/p{i}.csv") for i in range(3)]
+    with pytest.raises(Deferred):
+        g.apply(route(files[0], QUIET_1S), files[0])  # type: ignore[arg-type]
+    time.sleep(1.2)  # quiet, by the objects' creation times
+    released = g.apply(route(files[0], QUIET_1S), files[0])  # type: ignore[arg-type]
+    assert isinstance(released, Launch)
+    assert released.request.parameters["data_uri"] == ",".join(f.uri for f in files)
+    for late in files[1:]:  # delivered long after the release
+        again = g.apply(route(late, QUIET_1S), late)  # type: ignore[arg-type]
+        assert isinstance(again, Launch) and again.request.job_id == released.request.job_id
+
+
+def test_the_listing_keeps_the_window_open_while_the_burst_goes_on(gcs_env: str) -> None:
+    settings = Settings.from_env({"DATA_BUCKET": gcs_env, "STORAGE_EMULATOR_HOST": "set"})
+    g = Guards(settings)
+    first = upload(gcs_env, "incoming/going/p0.csv")
+    with pytest.raises(Deferred):
+        g.apply(route(first, QUIET_1S), first)  # type: ignore[arg-type]
+    time.sleep(0.7)
+    upload(gcs_env, "incoming/going/p1.csv")  # its event is late; the object is there
+    time.sleep(0.5)  # quiet since p0, not since p1
+    with pytest.raises(Deferred, match="holds 2 object"):
+        g.apply(route(first, QUIET_1S), first)  # type: ignore[arg-type]
