@@ -99,10 +99,6 @@ class Runtime:
     @cached_property
     def launcher(self) -> Launcher:
         s = self.settings
-        if s.launcher == "local":
-            from pipelines.launch.local import LocalLauncher
-
-            return LocalLauncher(s.state_dir, self.templates)
         from pipelines.launch.vertex import VertexConfig
 
         config = VertexConfig(
@@ -208,9 +204,16 @@ class Runtime:
         except Exception as exc:
             return failed.unexpected("launching", exc, event, release=(routed, guarded))
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        lost = result.status == "exists_failed"  # the job of this event FAILED or was CANCELLED
         log(
-            "INFO",
-            f"launch {request.pipeline} as {request.job_id}: {result.status}",
+            "WARNING" if lost else "INFO",
+            f"launch {request.pipeline} as {request.job_id}: {result.status}"
+            + (
+                f": Vertex says that job is {result.detail.get('state')}, so this event did not get its "
+                f"run; `mlops-events rerun {request.job_id}` starts a new attempt"
+                if lost
+                else ""
+            ),
             status=result.status,
             job=result.job_name,
             labels=dict(request.labels),

@@ -11,9 +11,9 @@
 | VERTEX_API_ENDPOINT | override, e.g. a private endpoint or http://127.0.0.1:P | regional endpoint |
 | DEAD_LETTER_TOPIC | Pub/Sub topic for dead letters (short name or full path) | log only |
 | MLOPS_DEAD_LETTER_DIR | also append dead letters as JSONL here (the local stack) | unset |
-| MLOPS_LAUNCHER | vertex, local or dry-run | vertex |
+| MLOPS_LAUNCHER | vertex or dry-run (locally: vertex with VERTEX_API_ENDPOINT = the emulator) | vertex |
 | MLOPS_TEMPLATES | directory of compiled templates + manifest.json | templates/ beside the code |
-| MLOPS_STATE_DIR | local launcher's state (jobs) | .mlops-local |
+| MLOPS_STATE_DIR | guards' state files when no state bucket is reachable | .mlops-local |
 | MAX_EVENT_AGE_SECONDS | older events are dropped with a dead-letter record (0: no limit) | 86400 |
 | MAX_MESSAGE_BYTES | largest Pub/Sub message data accepted | 262144 |
 | VERTEX_TIMEOUT_SECONDS | how long the launcher waits for Vertex to answer a create call | 30 |
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
-LauncherName = Literal["vertex", "local", "dry-run"]
-_LAUNCHERS = ("vertex", "local", "dry-run")
+LauncherName = Literal["vertex", "dry-run"]
+_LAUNCHERS = ("vertex", "dry-run")
 OrderingMode = Literal["storage", "memory", "off"]
 _ORDERING = ("storage", "memory", "off")
 BUNDLE_ROOT = Path(__file__).resolve().parent.parent

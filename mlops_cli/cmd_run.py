@@ -1,22 +1,29 @@
 """``mlops-events run PIPELINE --local --param key=value ...``: run a pipeline under kfp.local.
 
+The template runs here, task by task, for quick iteration; its tasks reach the registry and the
+endpoints through the same Vertex adapters as on Google Cloud, against emulators: those of the
+stack running from ``--state-dir`` if there is one, else fake-gcs-server and the Vertex AI emulator
+started for the run, their state kept in ``--runs-dir`` (``stack.local_services``). Nothing reaches
+Google Cloud.
+
 Values are parsed by the parameter types the compiled template declares: str as given, int,
-float, bool (true/false/1/0/yes/no), list and dict as JSON. Exit 0 on success, 1 when the run fails
-(the failed task and why are printed), 2 for usage errors.
+float, bool (true/false/1/0/yes/no), list and dict as JSON. A relative local path in a ``*_uri``
+parameter is made absolute (``data_uri=mine.csv``). Exit 0 on success, 1 when the run fails (the
+failed task and why are printed), 2 for usage errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from events.catalog import PipelineSpec
+from stack.config import DEFAULT_STATE_DIR
+from stack.local_services import RUNS_DIR
 
-DEFAULT_ROOT = Path(".mlops-local/pipeline-root")
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -47,6 +54,17 @@ def parse_value(spec: PipelineSpec, key: str, raw: str) -> Any:
     if not isinstance(value, expected):
         raise ParamError(f"--param {key}: expected a JSON {param.type}, got {type(value).__name__}")
     return value
+
+
+def absolute_paths(params: dict[str, Any]) -> dict[str, Any]:
+    """``*_uri`` parameters with relative local paths made absolute (comma-separated lists too):
+    the tasks and the emulator's processes do not share this shell's working directory."""
+    out = dict(params)
+    for key, value in params.items():
+        if key.endswith("_uri") and isinstance(value, str) and value:
+            parts = [p.strip() for p in value.split(",")]
+            out[key] = ",".join(p if "://" in p or not p else str(Path(p).resolve()) for p in parts)
+    return out
 
 
 def parse_params(spec: PipelineSpec, items: list[str]) -> dict[str, Any]:
@@ -80,7 +98,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--param", action="append", default=[], metavar="KEY=VALUE", help="a pipeline parameter (repeatable)"
     )
     p.add_argument(
-        "--pipeline-root", type=Path, default=None, help=f"local pipeline root (default: {DEFAULT_ROOT})"
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help=f"use the stack running from this state directory, if one does (default {DEFAULT_STATE_DIR})",
+    )
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=RUNS_DIR,
+        help="with no stack running: where the emulators started for the run keep their state "
+        f"(models, endpoints, objects), kept from one run to the next (default {RUNS_DIR})",
+    )
+    p.add_argument(
+        "--pipeline-root",
+        type=Path,
+        default=None,
+        help="where the tasks' artifacts go (default: pipeline-root/ in --runs-dir)",
     )
     p.add_argument(
         "--templates",
@@ -113,14 +147,23 @@ def run(args: argparse.Namespace) -> int:
     except (ParamError, CatalogError, CompileError) as exc:
         print(f"mlops-events run: {exc}", file=sys.stderr)
         return 2
-    # Components pick their backends from the environment; a local run means the local stack.
-    os.environ.setdefault("MLOPS_BACKEND", "local")
-    root = args.pipeline_root or DEFAULT_ROOT
+    from stack.emulators import EmulatorError
+    from stack.local_services import local_services
+
+    params = absolute_paths(params)
     try:
-        result = run_pipeline(args.pipeline, params, root, template_dir=templates, verbose=args.verbose)
+        with local_services(args.runs_dir, args.state_dir, pipeline_root=args.pipeline_root) as services:
+            for line in services.where:
+                print(f"run --local: {line}")
+            result = run_pipeline(
+                args.pipeline, params, services.pipeline_root, template_dir=templates, verbose=args.verbose
+            )
     except LocalRunError as exc:
         print(f"mlops-events run: {exc}", file=sys.stderr)
         return 2
+    except EmulatorError as exc:
+        print(f"mlops-events run: an emulator did not start: {exc}", file=sys.stderr)
+        return 1
     if result.ok:
         print(f"\n{args.pipeline}: SUCCEEDED in {result.seconds:.1f}s")
         for key, value in result.outputs.items():

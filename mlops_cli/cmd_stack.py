@@ -13,24 +13,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stack.config import DEFAULT_STATE_DIR, StackConfig, StackError, command_hint, require_stack
+from stack.config import (
+    DEFAULT_STATE_DIR,
+    DEMO_STATE_DIR,
+    StackConfig,
+    StackError,
+    command_hint,
+    require_stack,
+)
 
 
-def _state(p: argparse.ArgumentParser) -> None:
+def _state(p: argparse.ArgumentParser, default: Path = DEFAULT_STATE_DIR) -> None:
     p.add_argument(
         "--state-dir",
         type=Path,
-        default=DEFAULT_STATE_DIR,
-        help=f"the stack's state directory (default {DEFAULT_STATE_DIR})",
+        default=default,
+        help=f"the stack's state directory (default {default})",
     )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "up",
-        help="start the local stack (emulators, the four functions, the prediction server, the bridge)",
+        help="start the local stack (emulators incl. Vertex AI, the four functions, the bridge)",
         description="Start fake-gcs-server, the Pub/Sub emulator (or the embedded dispatcher when it is not "
-        "installed), the four functions from the bundle, the prediction server and the bridge that plays "
+        "installed), the Vertex AI emulator (pipeline jobs, model registry, endpoints), the four functions "
+        "from the bundle (launching on the emulator, as on Google Cloud) and the bridge that plays "
         "Eventarc. Runs in the foreground until Ctrl-C, unless --detach.",
     )
     _state(p)
@@ -47,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("down", help="stop the local stack and every pipeline worker it started")
+    p = sub.add_parser(
+        "down", help="stop the local stack (the Vertex AI emulator stops its pipeline workers and models)"
+    )
     _state(p)
     p.set_defaults(func=cmd_down)
 
@@ -55,10 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="run the closed loop on a fresh local stack: data -> training -> champion -> deployment -> "
         "drifting traffic -> monitoring alert -> retraining -> champion/challenger",
-        description="Starts a fresh stack in --state-dir (previous state there is removed), runs the scripted "
-        "loop with live progress, prints the lineage and writes an HTML report. Uses demo/rules.yaml.",
+        description="Starts a fresh stack in --state-dir (the previous demo's state there is removed; a "
+        "directory the demo did not create is refused), runs the scripted loop with live progress, prints "
+        "the lineage and writes an HTML report. Uses demo/rules.yaml.",
     )
-    _state(p)
+    _state(p, DEMO_STATE_DIR)
     p.add_argument("--pubsub", choices=("auto", "emulator", "embedded"), default="auto", help="as for `up`")
     p.add_argument(
         "--keep-running", action="store_true", help="leave the stack up afterwards (Ctrl-C stops it)"
@@ -82,7 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE", help="a message attribute")
     p.set_defaults(func=cmd_publish)
 
-    p = sub.add_parser("status", help="runs, models and aliases, deployments and dead letters of the stack")
+    p = sub.add_parser(
+        "status", help="the stack's emulators, runs, models and aliases, deployments and dead letters"
+    )
     _state(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_status)
@@ -119,7 +132,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from stack.up import down
+    from stack.teardown import down
 
     if not down(args.state_dir):
         print(f"no stack running from {args.state_dir}")
@@ -192,7 +205,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def status_document(state_dir: Path) -> dict[str, Any]:
     from stack.config import dead_stack, read_stack
-    from stack.lineage import build
+    from stack.lineage_read import build
+    from stack.vertex_client import VertexApiError, for_stack
 
     root = state_dir.resolve()
     info = read_stack(root)
@@ -200,19 +214,27 @@ def status_document(state_dir: Path) -> dict[str, Any]:
     dead = dead_stack(root)
     if dead is not None:
         doc["dead_supervisor"] = int(dead.get("pid", 0))
+    client = None
     if info is not None:
         from stack.demo import with_stack_env
 
         with_stack_env(info)
         doc["pubsub"] = info["pubsub"]["mode"]
+        doc["vertex"] = {"url": info["vertex"]["url"], "state_dir": info["vertex"]["state_dir"]}
         doc["functions"] = {name: fn["url"] for name, fn in info["functions"].items()}
-    lineage = build(root, info["buckets"]["registry"] if info else None)
+        client = for_stack(info)
+    try:
+        lineage = build(root, client)
+    except VertexApiError as exc:  # the emulator died under a live supervisor: say so, show the rest
+        doc["vertex"]["error"] = str(exc)
+        lineage = build(root, None)
     doc["runs"] = [
         {
             "job_id": r.job_id,
             "pipeline": r.pipeline,
             "rule": r.rule,
             "state": r.state,
+            "attempt": r.attempt,
             "seconds": r.seconds,
             "failed_task": r.failed_task,
             "error": r.error,
@@ -269,14 +291,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"stack: {'running' if doc['running'] else 'not running'} ({doc['state_dir']})")
     if doc["running"]:
         print(f"  pubsub: {doc['pubsub']}")
+        vertex = doc["vertex"]
+        print(f"  vertex: {vertex['url']} (Vertex AI emulator, state {vertex['state_dir']})")
+        if vertex.get("error"):
+            print(f"    not answering: {vertex['error']}")
         for name, url in doc["functions"].items():
             print(f"  {name:<24} {url}")
-    print(f"runs ({len(doc['runs'])}):")
+        print(f"runs ({len(doc['runs'])}):")
+    else:
+        print("runs: start the stack to read them from the Vertex AI emulator (`mlops-events up`)")
     for r in doc["runs"]:
         took = f" {r['seconds']:.1f}s" if r["seconds"] is not None else ""
         print(f"  {r['state']:<10} {r['pipeline']:<16} {r['job_id']}{took}")
-        if r["state"] == "FAILED":
-            print(f"             task {r['failed_task']}: {str(r['error'])[:200]}")
+        if r["state"] in ("FAILED", "CANCELLED"):
+            if r["state"] == "FAILED":
+                print(f"             task {r['failed_task']}: {str(r['error'])[:200]}")
+            print(
+                f"             run it again: mlops-events rerun {r['job_id']} --state-dir {doc['state_dir']}"
+            )
     if doc["running"]:
         print(f"models ({len(doc['models'])} versions):")
         for key, m in doc["models"].items():

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_stack",
     "cmd_serve",
     "cmd_emulator",
+    "cmd_rerun",
     "cmd_schedules",
 )
 

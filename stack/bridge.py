@@ -5,8 +5,8 @@
   pulls them and POSTs ``google.cloud.storage.object.v1.finalized`` CloudEvents in binary mode to
   ``on_new_data``. Without the emulator it polls the watched bucket's listing for new generations
   instead (slower to notice, same CloudEvents).
-- Registry: the local model registry POSTs its audit-log CloudEvents to the bridge
-  (``MLOPS_REGISTRY_EVENTS_URL``), which answers at once and delivers them to
+- Registry: the Vertex AI emulator POSTs the audit-log CloudEvents of model registry writes to the
+  bridge's relay (its ``--audit-events-url``), which answers at once and delivers them to
   ``on_model_registry_event``, as Eventarc delivers audit logs.
 
 Like Eventarc, every non-2xx answer is redelivered with exponential back-off (a debounce window
@@ -337,7 +337,21 @@ class RelayServer(ThreadingHTTPServer):
                 summary={
                     "type": headers.get("ce-type"),
                     "method": headers.get("ce-methodname"),
-                    "subject": headers.get("ce-resourcename"),
+                    "resource": headers.get("ce-resourcename"),
+                    "subject": registry_subject(headers, body),
                 },
             )
         )
+
+
+def registry_subject(headers: Mapping[str, str], body: bytes) -> str | None:
+    """``model@version`` of a registry audit event, as the functions' parser reads it (an
+    UploadModel entry names only the parent location; the version is in its response)."""
+    from events import envelope, parse
+
+    try:
+        event = parse.parse(envelope.from_http(dict(headers), body))
+    except Exception:  # not ours to judge: the function will, and log why
+        return None
+    model, version = getattr(event, "model_id", None), getattr(event, "version", None)
+    return f"{model}@{version}" if model and version else None

@@ -6,12 +6,11 @@ Everything the stack keeps lives under one state directory (default ``.mlops-loc
     templates/        compiled pipelines + manifest.json
     bundle/           the functions bundle (what Cloud Build deploys), served by functions-framework
     gcs/              fake-gcs-server's objects (filesystem backend: survives restarts)
-    pubsub/           the Pub/Sub emulator's data
-    jobs/<job id>/    the local launcher's runs (request.json, status.json, worker.log)
-    pipeline-root/    kfp.local's artifacts (local paths: kfp.local needs them)
+    pubsub/           the Pub/Sub emulator's data (or the embedded dispatcher's spooled topics)
+    vertex/           the Vertex AI emulator's state: pipeline jobs (and their kfp.local outputs),
+                      models, endpoints, serving logs (docs/vertex-emulator.md)
     dead-letters/     dead-letter records (JSONL)
-    logs/             one log per function and server, deliveries.jsonl (every event the stack delivered)
-    outbox/           registry events that could not be delivered
+    logs/             one log per function and emulator, deliveries.jsonl (every event the stack delivered)
 
 Ports are free ports unless ``port_base`` is given (then consecutive ports from it, see ``PORT_NAMES``).
 """
@@ -22,17 +21,19 @@ import json
 import os
 import shlex
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-DEFAULT_STATE_DIR: Final = Path(".mlops-local")
+DEFAULT_STATE_DIR: Final = Path(".mlops-local")  # `up`; the demo and `run --local` keep their own
+DEMO_STATE_DIR: Final = DEFAULT_STATE_DIR / "demo"
 STACK_FILE: Final = "stack.json"
 
 # The four entry points of the bundle and the name each has in the stack (logs, ports).
 FUNCTIONS: Final = ("on_new_data", "on_monitoring_alert", "on_model_registry_event", "on_run_request")
 # Consecutive ports from ``port_base``, in this order.
-PORT_NAMES: Final = ("storage", "pubsub", "bridge", "dispatcher", "prediction", *FUNCTIONS)
+PORT_NAMES: Final = ("storage", "pubsub", "bridge", "dispatcher", "vertex", *FUNCTIONS)
 
 # Topics and which function each one's push subscription delivers to (None: a pull subscription,
 # kept so that messages can be inspected).
@@ -42,6 +43,9 @@ TOPICS: Final[dict[str, str | None]] = {
     "dead-letters": None,
 }
 NOTIFICATIONS_TOPIC: Final = "gcs-notifications"  # fake-gcs-server -> bridge (emulator mode)
+# In the environment of every process started for a stack (value: its state directory), so that
+# `down` finds them all, even those whose parent was killed.
+STACK_MARKER: Final = "MLOPS_STACK_DIR"
 
 PubSubMode = Literal["auto", "emulator", "embedded"]
 
@@ -69,8 +73,9 @@ class StackConfig:
     project: str = "local-project"
     region: str = "us-central1"
     data_bucket: str = "mlops-data"
-    registry_bucket: str = "mlops-registry"
-    pipeline_root_bucket: str = "mlops-pipeline-root"
+    pipeline_root_bucket: str = "mlops-pipeline-root"  # PIPELINE_ROOT (the emulator keeps it local)
+    staging_bucket: str = "mlops-staging"  # Model.upload stages model folders here (MLOPS_STAGING_BUCKET)
+    serving_records_bucket: str = "mlops-serving-records"  # MLOPS_SERVING_RECORDS_URI: monitoring's data
     state_bucket: str = "mlops-state"  # the guards' documents; not the data bucket, so they raise no events
     rules: Path | None = None  # None: the shipped rules
     pubsub: PubSubMode = "auto"
@@ -100,7 +105,30 @@ class StackConfig:
                 s.close()
 
     def buckets(self) -> tuple[str, ...]:
-        return (self.data_bucket, self.registry_bucket, self.pipeline_root_bucket, self.state_bucket)
+        return (
+            self.data_bucket,
+            self.pipeline_root_bucket,
+            self.staging_bucket,
+            self.serving_records_bucket,
+            self.state_bucket,
+        )
+
+
+def task_env(config: StackConfig, storage_host: str, pubsub: Mapping[str, str]) -> dict[str, str]:
+    """What the Vertex AI emulator's pipeline tasks and serving processes need from the stack (the
+    emulator adds ``VERTEX_API_ENDPOINT``, project and region itself): the storage emulator, Pub/Sub
+    (``PUBSUB_EMULATOR_HOST`` or the embedded dispatcher's ``MLOPS_PUBSUB_PUSH_URL``), the bucket
+    ``Model.upload`` stages model folders to, and where serving records go (docs/serving.md)."""
+    return {
+        "PYTHONUNBUFFERED": "1",
+        "STORAGE_EMULATOR_HOST": storage_host,
+        **pubsub,
+        "GOOGLE_CLOUD_PROJECT": config.project,
+        "GOOGLE_CLOUD_REGION": config.region,
+        "MLOPS_STAGING_BUCKET": f"gs://{config.staging_bucket}",
+        "MLOPS_SERVING_RECORDS_URI": f"gs://{config.serving_records_bucket}",
+        "MLOPS_SERVING_RECORDS_FLUSH_SECONDS": "1",
+    }
 
 
 # --- stack.json ----------------------------------------------------------------------------------

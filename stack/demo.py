@@ -1,11 +1,16 @@
 """``mlops-events demo``: the closed loop, scripted, on the local stack.
 
+Everything runs on the production code path: the functions launch pipeline jobs on the Vertex AI
+emulator, whose tasks register models and deploy them through the Vertex adapters; the demo
+itself reads runs, models and endpoints from the emulator's REST API (``stack.vertex_client``).
+
 1. A dataset lands under ``incoming/churn/`` in the data bucket -> the bridge delivers the storage
    event -> ``on_new_data`` -> training -> version 1 becomes ``champion``.
 2. The registry's audit event (alias ``champion`` set) -> ``on_model_registry_event`` -> deployment:
-   canary, smoke test, 100 %. The prediction server serves version 1.
-3. The demo sends traffic whose distribution drifts (usage up, more ``pro`` customers), and the
-   labels of that period land under ``feedback/churn/`` (not watched by the storage rule).
+   canary, smoke test, 100 %. The emulator's endpoint serves version 1 (a serving process).
+3. The demo sends traffic whose distribution drifts (usage up, more ``pro`` customers) to the
+   endpoint's ``:predict``; the serving container records it, and the labels of that period land
+   under ``feedback/churn/`` (not watched by the storage rule).
 4. A run request on the ``run-requests`` topic -> ``on_run_request`` -> monitoring: per-feature drift
    of the served traffic against the champion's training data; it publishes a drift alert on
    ``alerts`` -> ``on_monitoring_alert`` -> retraining (feedback + the champion's data).
@@ -13,7 +18,9 @@
    deployment) or not.
 
 Then the lineage summary, ``lineage.json`` and an HTML report. The demo's rules
-(``demo/rules.yaml``) shorten the storage debounce and point retraining at ``feedback/``.
+(``demo/rules.yaml``) shorten the storage debounce and point retraining at ``feedback/``. The demo
+keeps its state in a directory of its own (default ``.mlops-local/demo``), marked as the demo's:
+it starts afresh there and never deletes a directory it did not create.
 """
 
 from __future__ import annotations
@@ -22,24 +29,26 @@ import json
 import shutil
 import threading
 import time
-import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from stack import demo_data
-from stack.config import FUNCTIONS, RetryPolicy, StackConfig, StackError, command_hint, read_stack
-from stack.lineage import Lineage, RunNode, build, read_runs
+from stack.config import RetryPolicy, StackConfig, StackError, command_hint, read_stack
+from stack.lineage import Lineage, RunNode
+from stack.lineage_read import build, read_runs
+from stack.progress import Progress
+from stack.runs import TERMINAL
 from stack.up import Stack
+from stack.vertex_client import VertexApiError, VertexClient, for_stack
 
 Echo = Callable[[str], None]
 DEMO_RULES = Path(__file__).resolve().parent.parent / "demo" / "rules.yaml"
-TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
-# What the state directory holds that a new demo run starts without.
-_RESET = ("jobs", "logs", "gcs", "pubsub", "pipeline-root", "dead-letters", "outbox", "state", "bundle",
-          "templates", "report.html", "lineage.json", "stack.log", "fake-gcs.log", "pubsub-emulator.log")  # fmt: skip
+# A demo state directory holds this file: the demo wipes only directories that have it.
+DEMO_MARKER = ".mlops-demo"
+MONITORING_SCHEDULE = "monitor-churn"  # demo/rules.yaml's schedule of the monitoring run
 
 
 class DemoError(RuntimeError):
@@ -56,114 +65,29 @@ class DemoResult:
     steps: dict[str, float] = field(default_factory=dict)
 
 
-class Progress:
-    """Prints, as they happen, each event a function decided on and each run's tasks."""
-
-    def __init__(self, root: Path, echo: Echo, started: float) -> None:
-        self.root = root
-        self.echo = echo
-        self.started = started
-        self._offsets: dict[Path, int] = {}
-        self._progress: dict[str, int] = {}
-        self._states: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="demo-progress", daemon=True)
-        self._lock = threading.Lock()
-
-    def say(self, tag: str, text: str) -> None:
-        with self._lock:
-            self.echo(f"[{time.monotonic() - self.started:6.1f}s] {tag:<6} {text}")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.poll()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.3):
-            self.poll()
-
-    def poll(self) -> None:
-        for name in FUNCTIONS:
-            for line in self._new_lines(self.root / "logs" / f"{name}.log"):
-                self._event_line(name, line)
-        for job_dir in sorted((self.root / "jobs").glob("*/")):
-            self._job(job_dir)
-
-    def _new_lines(self, path: Path) -> list[str]:
-        try:
-            with path.open("rb") as f:
-                f.seek(self._offsets.get(path, 0))
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        complete = data.rfind(b"\n") + 1  # a line being written is read next time
-        self._offsets[path] = self._offsets.get(path, 0) + complete
-        return data[:complete].decode(errors="replace").splitlines()
-
-    def _event_line(self, function: str, line: str) -> None:
-        if not line.startswith("{"):
-            return
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError:
-            return
-        if "decision" not in doc:
-            return
-        message = str(doc.get("message", ""))
-        if doc["decision"] == "defer":  # the guards' line: the event will come back
-            self.say("event", f"{function} deferred it: {message[:150]}")
-            return
-        what = doc.get("identity") or doc.get("event_type")
-        if doc.get("severity") == "WARNING":
-            message = "deferred, the platform will redeliver: " + message.split(": ", 1)[-1]
-        self.say("event", f"{function} <- {what}")
-        self.say("", f"  {message[:160]}")
-
-    def _job(self, job_dir: Path) -> None:
-        try:
-            status = json.loads((job_dir / "status.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return
-        job = job_dir.name
-        short = job.split("-")[0] + "…" + job[-6:]
-        lines = status.get("progress") or []
-        seen = self._progress.get(job, 0)
-        for line in lines[seen:]:
-            text = str(line).strip()
-            if text.startswith("running "):
-                continue
-            self.say("run", f"{short} {text}")
-        self._progress[job] = len(lines)
-        state = str(status.get("state"))
-        if state != self._states.get(job) and state in TERMINAL:
-            extra = (
-                f": {status.get('failed_task')}: {str(status.get('error'))[:200]}"
-                if state == "FAILED"
-                else ""
-            )
-            self.say("run", f"{job} {state}{extra}")
-        self._states[job] = state
-
-
 def reset_state(root: Path) -> None:
+    """Start the demo's state directory afresh. Only a directory the demo created (it holds
+    ``DEMO_MARKER``), or an empty or new one, is wiped: never a user's stack or runs."""
     if read_stack(root) is not None:
         raise StackError(
             f"a stack is running from {root}: {command_hint('down', root)} first (the demo starts afresh)"
         )
-    for name in _RESET:
-        path = root / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    if root.is_dir() and any(root.iterdir()) and not (root / DEMO_MARKER).is_file():
+        raise StackError(
+            f"{root} is not a demo state directory (it has no {DEMO_MARKER}): the demo starts afresh "
+            "and wipes its directory, so it only uses one it created; choose a new or empty "
+            "directory, or leave --state-dir at its default"
+        )
+    if root.is_dir():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / DEMO_MARKER).write_text(
+        "state of `mlops-events demo`: removed and recreated by every demo run\n", encoding="utf-8"
+    )
 
 
 def wait_for_run(
-    root: Path,
+    client: VertexClient,
     pipeline: str,
     *,
     exclude: set[str],
@@ -171,11 +95,12 @@ def wait_for_run(
     what: str,
     where: str,
 ) -> RunNode:
-    """Wait for a new run of ``pipeline`` (not in ``exclude``) to finish; it must succeed."""
+    """Wait for a new run of ``pipeline`` (not in ``exclude``) to finish; it must succeed. Reads
+    the pipeline jobs from Vertex AI (a list filtered on the router's ``mlops-pipeline`` label)."""
     deadline = time.monotonic() + timeout
     found: RunNode | None = None
     while time.monotonic() < deadline:
-        runs = [r for r in read_runs(root).values() if r.pipeline == pipeline and r.job_id not in exclude]
+        runs = [r for r in read_runs(client, pipeline).values() if r.job_id not in exclude]
         if runs:
             found = runs[0]
             if found.state in TERMINAL:
@@ -188,14 +113,21 @@ def wait_for_run(
             f"task {found.failed_task}: {found.error}" if found.state == "FAILED" else f"still {found.state}"
         )
         raise DemoError(
-            f"{what}: run {found.job_id} {detail}\n(see {root}/jobs/{found.job_id}/worker.log and status.json)"
+            f"{what}: run {found.job_id} {detail}\n(its worker's log: the Vertex AI emulator's state "
+            f"directory, .../pipelineJobs/{found.job_id}/worker.log)"
         )
     exclude.add(found.job_id)
     return found
 
 
-def send_traffic(url: str, model: str, progress: Progress, *, batches: int = 4, rows: int = 100) -> int:
-    """Prediction requests whose features drift a little more with each batch."""
+def send_traffic(
+    client: VertexClient, model: str, progress: Progress, *, batches: int = 4, rows: int = 100
+) -> int:
+    """Prediction requests to the model's endpoint (``:predict``), whose features drift a little
+    more with each batch. Returns how many instances were sent."""
+    endpoint = client.endpoint(model)
+    if endpoint is None:
+        raise DemoError(f"step 3: Vertex AI has no endpoint named {model!r} after the deployment")
     sent = 0
     for i in range(1, batches + 1):
         strength = i / batches
@@ -203,14 +135,11 @@ def send_traffic(url: str, model: str, progress: Progress, *, batches: int = 4, 
         versions: set[str] = set()
         for start in range(0, rows, 25):
             instances = json.loads(frame.iloc[start : start + 25].to_json(orient="records"))
-            req = urllib.request.Request(
-                f"{url}/v1/endpoints/{model}:predict",
-                data=json.dumps({"instances": instances}).encode(),
-                headers={"content-type": "application/json", "X-Request-Id": uuid.uuid4().hex},
-                method="POST",
-            )
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                versions.add(str(json.loads(resp.read())["modelVersionId"]))
+            try:
+                answer = client.predict(str(endpoint["name"]), instances)
+            except VertexApiError as exc:
+                raise DemoError(f"step 3: a prediction failed: {exc}") from exc
+            versions.add(str(answer.get("modelVersionId")))
             sent += len(instances)
         progress.say(
             "demo",
@@ -218,6 +147,43 @@ def send_traffic(url: str, model: str, progress: Progress, *, batches: int = 4, 
             f"{(frame['plan'] == 'pro').mean():.0%} on pro -> served by v{', v'.join(sorted(versions))}",
         )
     return sent
+
+
+def wait_for_records(records_uri: str, model: str, since: datetime, count: int, timeout: float = 60.0) -> int:
+    """Wait until the serving containers have written ``count`` records of ``model`` timed after
+    ``since`` (they write in batches, off the request path): monitoring must see the traffic it
+    is asked about."""
+    from pipelines import storage_io
+
+    prefix = f"{records_uri.rstrip('/')}/{model}/"
+    deadline = time.monotonic() + timeout
+    after = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the records' own format
+    while True:
+        seen = 0
+        for uri in storage_io.list_uris(prefix):
+            if uri.endswith(".jsonl"):
+                lines = storage_io.read_text(uri).splitlines()
+                seen += sum(1 for line in lines if str(json.loads(line).get("timestamp")) >= after)
+        if seen >= count:
+            return seen
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"step 3: only {seen} of the {count} predictions were recorded under {prefix} after "
+                f"{timeout:.0f}s; look at the serving logs in the Vertex AI emulator's state (serving/)"
+            )
+        time.sleep(0.5)
+
+
+def request_monitoring(info: dict[str, Any]) -> str:
+    """Fire the rules' monitoring schedule now (``demo/rules.yaml``, ``schedules:``): the run request
+    its Cloud Scheduler job publishes, through the same path. (The demo's stack does not play the
+    clock: a real tick must not add a run to the loop.) Returns the message id."""
+    from stack.scheduler import fire_schedule
+
+    fired = fire_schedule(info, MONITORING_SCHEDULE)
+    if fired.error or not fired.message_id:
+        raise DemoError(f"step 4: the schedule {MONITORING_SCHEDULE} did not fire: {fired.error}")
+    return fired.message_id
 
 
 def run_demo(
@@ -230,7 +196,6 @@ def run_demo(
 ) -> DemoResult:
     started = time.monotonic()
     root = state_dir.resolve()
-    root.mkdir(parents=True, exist_ok=True)
     reset_state(root)
     config = StackConfig(
         state_dir=root,
@@ -248,6 +213,8 @@ def run_demo(
     try:
         info = stack.start()
         steps["stack up"] = time.monotonic() - started
+        client = for_stack(info)
+        progress.client = client
         progress.start()
         from pipelines import storage_io
         from pipelines.components.data import to_bytes
@@ -258,7 +225,7 @@ def run_demo(
         progress.say("demo", f"step 1: dropped 1500 labelled customers at {uri}")
         logs = f"{root}/logs/on_new_data.log and {root}/logs/deliveries.jsonl"
         training = wait_for_run(
-            root, "training", exclude=done, timeout=timeout_per_step, what="step 1", where=logs
+            client, "training", exclude=done, timeout=timeout_per_step, what="step 1", where=logs
         )
         progress.say(
             "demo",
@@ -269,7 +236,7 @@ def run_demo(
         # 2. The champion alias -> deployment -> served.
         logs = f"{root}/logs/on_model_registry_event.log"
         deploy = wait_for_run(
-            root, "deployment", exclude=done, timeout=timeout_per_step, what="step 2", where=logs
+            client, "deployment", exclude=done, timeout=timeout_per_step, what="step 2", where=logs
         )
         progress.say(
             "demo",
@@ -278,34 +245,35 @@ def run_demo(
         steps["deployment"] = time.monotonic() - started
 
         # 3. Traffic that drifts, and the labels of that period.
-        sent = send_traffic(info["prediction"]["url"], model, progress)
+        traffic_from = datetime.now(UTC)
+        sent = send_traffic(client, model, progress)
+        records_uri = f"gs://{config.serving_records_bucket}"
+        recorded = wait_for_records(records_uri, model, traffic_from, sent, timeout=timeout_per_step)
         feedback = f"gs://{bucket}/feedback/{model}/customers-week-2.csv"
         storage_io.write_bytes(feedback, to_bytes(demo_data.drifted(), "csv"), "text/csv")
-        progress.say("demo", f"step 3: sent {sent} predictions; labels of the period landed at {feedback}")
+        progress.say(
+            "demo",
+            f"step 3: sent {recorded} predictions, recorded under {records_uri}/{model}/; the labels of "
+            f"the period landed at {feedback}",
+        )
 
         # 4. Monitoring on request -> drift alert -> retraining.
-        from stack.dispatch import publish
-
-        request = {
-            "pipeline": "monitoring",
-            "parameters": {"model_name": model, "alerts_topic": "alerts"},
-            "idempotency_key": f"demo-monitoring-{uuid.uuid4().hex[:8]}",
-            "requested_by": "mlops-events demo",
-        }
-        message_id = publish(info, "run-requests", json.dumps(request).encode())
+        message_id = request_monitoring(info)
         progress.say(
-            "demo", f"step 4: published a monitoring run request on run-requests (message {message_id})"
+            "demo",
+            f"step 4: fired the schedule {MONITORING_SCHEDULE}: its monitoring run request is on "
+            f"run-requests (message {message_id})",
         )
         logs = f"{root}/logs/on_run_request.log"
         monitoring = wait_for_run(
-            root, "monitoring", exclude=done, timeout=timeout_per_step, what="step 4", where=logs
+            client, "monitoring", exclude=done, timeout=timeout_per_step, what="step 4", where=logs
         )
         if not monitoring.outputs.get("published"):
             raise DemoError(f"step 4: monitoring found no drift to alert on: {monitoring.outputs}")
         steps["monitoring"] = time.monotonic() - started
         logs = f"{root}/logs/on_monitoring_alert.log"
         retraining = wait_for_run(
-            root, "retraining", exclude=done, timeout=timeout_per_step, what="step 4", where=logs
+            client, "retraining", exclude=done, timeout=timeout_per_step, what="step 4", where=logs
         )
         steps["retraining"] = time.monotonic() - started
 
@@ -319,13 +287,13 @@ def run_demo(
         if out.get("promoted"):
             logs = f"{root}/logs/on_model_registry_event.log"
             wait_for_run(
-                root, "deployment", exclude=done, timeout=timeout_per_step, what="step 5", where=logs
+                client, "deployment", exclude=done, timeout=timeout_per_step, what="step 5", where=logs
             )
             steps["second deployment"] = time.monotonic() - started
         time.sleep(1.0)  # late log lines (the last registry events' skips)
         progress.stop()
 
-        lineage = build(root, config.registry_bucket)
+        lineage = build(root, client)
         elapsed = time.monotonic() - started
         echo("")
         echo("Lineage: event -> decision -> run -> model version -> deployment")

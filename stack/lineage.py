@@ -1,28 +1,21 @@
 """Lineage of the local stack: event -> decision -> run -> model version -> deployment.
 
-Assembled after the fact from what the parts record anyway, nothing extra is instrumented:
+The model of it (nodes, links, the printed summary); ``stack.lineage_read`` assembles it after the
+fact from what the parts record anyway, nothing extra is instrumented: the functions' log lines,
+the bridge's deliveries, and what Vertex AI (the emulator) reports about pipeline jobs, models
+and endpoints.
 
-- the functions' structured log lines (``<state>/logs/<function>.log``: one JSON line per delivery
-  of an event: its id, identity, decision, rule and job id);
-- the bridge's ``deliveries.jsonl`` (which model version a registry audit event is about);
-- the local launcher's jobs (``<state>/jobs/<job id>/request.json``, ``status.json``: parameters,
-  labels with the rule and event digest, outputs such as the registered version or the alert id);
-- the local registry (versions, aliases, metrics) and the endpoints' state in the registry bucket.
-
-Links: an event's launch names its job; a training run's output names the version it registered;
-a registry event is about ``model@version`` and its launch names the deployment run; a monitoring
-run's output names the alert id, which is in the alert event's identity.
+Links: an event's launch names its job (and a rerun of that job carries ``mlops-first-attempt``);
+a training run's output names the version it registered; a registry event is about
+``model@version`` and its launch names the deployment run; a monitoring run's output names the
+alert id, which is in the alert event's identity.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
-
-from stack.config import FUNCTIONS
 
 
 @dataclass
@@ -35,7 +28,7 @@ class EventNode:
     rule: str | None = None
     pipeline: str | None = None
     job_id: str | None = None
-    status: str | None = None  # created, already_exists
+    status: str | None = None  # created, already_exists, exists_failed (the job failed: rerun it)
     reason: str | None = None
     deliveries: int = 0  # how many times the function saw it (redeliveries included)
     first_seen: int = 0  # order across all logs
@@ -63,7 +56,18 @@ class RunNode:
     failed_task: str | None = None
     seconds: float | None = None
     tasks: dict[str, Any] = field(default_factory=dict)
-    pipeline_root: str | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)  # output artifact name -> uri
+    created_at: str = ""
+
+    @property
+    def attempt(self) -> int:
+        """1 for a job the router launched, N for ``mlops-events rerun``'s attempt ``<id>-rN``."""
+        value = self.labels.get("mlops-attempt", "1")
+        return int(value) if value.isdigit() else 1
+
+    @property
+    def first_attempt(self) -> str:
+        return self.labels.get("mlops-first-attempt") or self.job_id
 
     @property
     def model_version(self) -> tuple[str, str] | None:
@@ -74,15 +78,16 @@ class RunNode:
 
     def drift_report(self) -> dict[str, Any] | None:
         """The monitoring run's drift report (the ``report_json`` artifact), if it is there."""
-        if self.pipeline != "monitoring" or not self.pipeline_root:
+        uri = self.artifacts.get("report_json")
+        if self.pipeline != "monitoring" or not uri:
             return None
-        for path in sorted(Path(self.pipeline_root).glob("**/report_json")):
-            try:
-                report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-            return report
-        return None
+        from pipelines import storage_io  # a local path on the emulator, gs:// on Vertex
+
+        try:
+            report: dict[str, Any] = json.loads(storage_io.read_text(uri))
+        except (OSError, ValueError, storage_io.StorageError):
+            return None
+        return report
 
 
 @dataclass
@@ -140,7 +145,12 @@ class Lineage:
         return [e for e in self.events if e.event_id not in caused]
 
     def runs_of_event(self, event: EventNode) -> list[RunNode]:
-        return [self.runs[event.job_id]] if event.job_id and event.job_id in self.runs else []
+        """The run the event launched, then its reruns (``mlops-events rerun``), in attempt order."""
+        if not event.job_id or event.job_id not in self.runs:
+            return []
+        first = self.runs[event.job_id]
+        again = [r for r in self.runs.values() if r.attempt > 1 and r.first_attempt == first.job_id]
+        return [first, *sorted(again, key=lambda r: r.attempt)]
 
     def version_of_run(self, run: RunNode) -> VersionNode | None:
         mv = run.model_version
@@ -186,7 +196,12 @@ class Lineage:
     def _event_lines(self, event: EventNode, head: str, indent: str, seen: set[str]) -> list[str]:
         again = f", {event.deliveries} deliveries" if event.deliveries > 1 else ""
         lines = [f"{head}event {event.label} ({event.entry_point}{again})"]
-        if event.decision == "launch":
+        if event.decision == "launch" and event.status == "exists_failed":
+            lines.append(
+                f"{indent}-> decision: launch {event.pipeline} (rule {event.rule}): its job {event.job_id} "
+                f"had FAILED or was CANCELLED; `mlops-events rerun {event.job_id}` runs it again"
+            )
+        elif event.decision == "launch":
             lines.append(f"{indent}-> decision: launch {event.pipeline} (rule {event.rule}), {event.status}")
         else:
             reason = f": {event.reason}" if event.reason else ""
@@ -202,7 +217,8 @@ class Lineage:
 
     def _run_lines(self, run: RunNode, indent: str, seen: set[str]) -> list[str]:
         took = f" in {run.seconds:.1f}s" if run.seconds is not None else ""
-        lines = [f"{indent}-> run {run.job_id}: {run.pipeline} {run.state}{took}"]
+        attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
+        lines = [f"{indent}-> run {run.job_id}{attempt}: {run.pipeline} {run.state}{took}"]
         if run.state == "FAILED":
             lines.append(f"{indent}   failed task {run.failed_task}: {_short(run.error or '', 200)}")
         inner = indent + "   "
@@ -235,189 +251,3 @@ class Lineage:
 def _short(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# --- reading the records ---------------------------------------------------------------------
-
-
-def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue  # functions-framework's and werkzeug's own lines
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(doc, dict):
-            yield doc
-
-
-def _kind(entry_point: str, event_type: str | None) -> str:
-    return {
-        "on_new_data": "storage",
-        "on_model_registry_event": "registry",
-        "on_monitoring_alert": "alert",
-        "on_run_request": "run-request",
-    }.get(entry_point, event_type or "other")
-
-
-def read_events(root: Path) -> list[EventNode]:
-    """One node per event id, from every function's log; the last decision line wins."""
-    audit = {}
-    storage = {}
-    attempts: dict[str, int] = {}
-    for d in _json_lines(root / "logs" / "deliveries.jsonl"):
-        attempts[str(d.get("event_id"))] = max(
-            attempts.get(str(d.get("event_id")), 0), int(d.get("attempt") or 0)
-        )
-        if d.get("via") == "eventarc-audit" and d.get("subject"):
-            resource = str(d["subject"])  # projects/P/locations/L/models/<model>@<version>
-            audit[str(d["event_id"])] = (resource.rsplit("/", 1)[-1], d.get("method"))
-        elif d.get("via") == "eventarc-storage":
-            storage[str(d["event_id"])] = str(d.get("subject"))
-    nodes: dict[str, EventNode] = {}
-    order = 0
-    for entry_point in FUNCTIONS:
-        for line in _json_lines(root / "logs" / f"{entry_point}.log"):
-            if line.get("entry_point") != entry_point or ("decision" not in line and "message" not in line):
-                continue
-            event_id = str(line.get("event_id") or f"no-id-{order}")
-            order += 1
-            node = nodes.get(event_id)
-            if node is None:
-                node = nodes[event_id] = EventNode(
-                    event_id=event_id,
-                    entry_point=entry_point,
-                    kind=_kind(entry_point, line.get("event_type")),
-                    identity=str(line.get("identity") or ""),
-                    decision="pending",
-                    first_seen=order,
-                )
-                if event_id in audit:
-                    node.subject, node.method = audit[event_id]
-                elif event_id in storage:
-                    node.subject = storage[event_id]
-            node.deliveries += 1
-            node.identity = str(line.get("identity") or node.identity)
-            decision = line.get("decision")
-            if line.get("severity") == "WARNING" and decision == "launch":
-                node.decision, node.rule, node.pipeline = "pending", line.get("rule"), line.get("pipeline")
-                node.job_id, node.reason = line.get("job_id"), str(line.get("message"))
-                continue
-            if decision in ("launch", "skip", "reject"):
-                node.decision = str(decision)
-                node.rule = line.get("rule")
-                node.pipeline = line.get("pipeline")
-                node.job_id = line.get("job_id")
-                node.status = line.get("status")
-                node.reason = line.get("reason")
-                if (
-                    decision == "launch"
-                    and line.get("parameters")
-                    and node.kind == "registry"
-                    and not node.subject
-                ):
-                    params = line["parameters"]
-                    node.subject = f"{params.get('model_name')}@{params.get('version')}"
-    for node in nodes.values():  # the bridge's count includes the deliveries a guard deferred
-        node.deliveries = max(node.deliveries, attempts.get(node.event_id, 0))
-    return sorted(nodes.values(), key=lambda n: n.first_seen)
-
-
-def read_runs(root: Path) -> dict[str, RunNode]:
-    runs: dict[str, RunNode] = {}
-    for job_dir in sorted((root / "jobs").glob("*/")):
-        try:
-            request = json.loads((job_dir / "request.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        try:
-            status = json.loads((job_dir / "status.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            status = {"state": "PENDING"}
-        seconds = None
-        if status.get("started_at") and status.get("finished_at"):
-            seconds = float(status["finished_at"]) - float(status["started_at"])
-        runs[str(request["job_id"])] = RunNode(
-            job_id=str(request["job_id"]),
-            pipeline=str(request["pipeline"]),
-            rule=request.get("rule"),
-            state=str(status.get("state", "PENDING")),
-            parameters=dict(request.get("parameters") or {}),
-            labels=dict(request.get("labels") or {}),
-            outputs=dict(status.get("outputs") or {}),
-            error=status.get("error"),
-            failed_task=status.get("failed_task"),
-            seconds=seconds,
-            tasks=dict(status.get("tasks") or {}),
-            pipeline_root=request.get("pipeline_root"),
-        )
-    return runs
-
-
-def read_registry(registry_bucket: str, runs: dict[str, RunNode]) -> dict[str, VersionNode]:
-    """Every version of every model in the local registry (needs ``STORAGE_EMULATOR_HOST``)."""
-    from pipelines.registry.local import LocalModelRegistry
-
-    registry = LocalModelRegistry(f"gs://{registry_bucket}")
-    by_version = {r.model_version: r for r in runs.values() if r.model_version}
-    out: dict[str, VersionNode] = {}
-    for model in registry.list_models():
-        for mv in registry.list_versions(model):
-            run = by_version.get((model, mv.version))
-            node = VersionNode(
-                model=model,
-                version=mv.version,
-                aliases=[a for a in mv.aliases if a != "default"],
-                metrics=dict(mv.metrics),
-                labels=dict(mv.labels),
-                created_at=mv.created_at or "",
-                job_id=run.job_id if run else None,
-            )
-            if run is not None:
-                node.promoted = bool(run.outputs.get("promoted"))
-                node.reasons = [str(r) for r in run.outputs.get("reasons") or []]
-            out[node.key] = node
-    return out
-
-
-def read_endpoints(registry_bucket: str) -> dict[str, EndpointNode]:
-    from pipelines import storage_io
-
-    out: dict[str, EndpointNode] = {}
-    for uri in storage_io.list_uris(f"gs://{registry_bucket}/endpoints/"):
-        if not uri.endswith(".json"):
-            continue
-        state = storage_io.read_json(uri)
-        name = str(state.get("endpoint") or uri.rsplit("/", 1)[-1][: -len(".json")])
-        out[name] = EndpointNode(
-            endpoint=name,
-            model=state.get("model_name"),
-            traffic={str(k): int(v) for k, v in (state.get("traffic") or {}).items()},
-            deployed=sorted(state.get("deployed") or {}, key=lambda v: (len(v), v)),
-        )
-    return out
-
-
-def build(root: Path, registry_bucket: str | None) -> Lineage:
-    """The lineage of the stack in ``root``; without ``registry_bucket`` (stack down) no versions
-    or endpoints are read."""
-    root = Path(root)
-    runs = read_runs(root)
-    lineage = Lineage(events=read_events(root), runs=runs)
-    if registry_bucket:
-        lineage.versions = read_registry(registry_bucket, runs)
-        lineage.endpoints = read_endpoints(registry_bucket)
-    return lineage
-
-
-def runs_by_pipeline(runs: Iterable[RunNode]) -> dict[str, list[RunNode]]:
-    out: dict[str, list[RunNode]] = {}
-    for run in runs:
-        out.setdefault(run.pipeline, []).append(run)
-    return out

@@ -1,19 +1,22 @@
 """Start and stop the whole local stack.
 
-What runs (every child in its own process group, logs under ``<state>/logs``):
+What runs (every child in its own process group, logs under ``<state>/logs`` or beside them):
 
-- fake-gcs-server (data, registry, pipeline-root and state buckets);
+- fake-gcs-server (data, pipeline-root, staging, serving-records and state buckets);
 - the Pub/Sub emulator when installed, else the embedded dispatcher (a thread of this process);
+- the Vertex AI emulator (``mlops-events emulator vertex``, state under ``<state>/vertex``): it runs
+  the pipeline jobs the functions create (kfp.local workers), holds the model registry (its audit
+  events go to the bridge's relay) and the endpoints (a serving process per deployed model);
 - the four functions, each ``python -m functions_framework --source bundle/main.py --target T``,
-  with ``MLOPS_LAUNCHER=local``: a launch starts a background worker (``pipelines.launch.local_worker``)
-  that runs the compiled template under kfp.local and inherits the function's environment;
-- the prediction server (``pipelines/serving/server.py`` under functions-framework);
+  with ``MLOPS_LAUNCHER=vertex`` and ``VERTEX_API_ENDPOINT`` = the emulator: the code that runs on
+  Google Cloud;
 - the bridge (threads of this process): storage notifications -> ``on_new_data``, registry audit
   events -> ``on_model_registry_event``;
 - the schedule player (a thread, ``stack.scheduler``): the rules' schedules -> run requests.
 
-``stack.json`` in the state directory says what runs where; ``stop_stack`` (Ctrl-C, ``down``) stops
-all of it, the pipeline workers included.
+``stack.json`` in the state directory says what runs where; ``Stack.stop`` (Ctrl-C, SIGTERM from
+``stack.teardown.down``) stops all of it (the emulator stops its own pipeline workers and serving
+processes).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,16 +40,18 @@ from stack.bridge import Deliverer, RelayServer, StorageBridge
 from stack.config import (
     FUNCTIONS,
     NOTIFICATIONS_TOPIC,
+    STACK_MARKER,
     TOPICS,
     StackConfig,
     StackError,
     command_hint,
-    pid_alive,
     read_stack,
     stack_file,
+    task_env,
 )
 from stack.dispatch import Dispatcher, setup_emulator
 from stack.scheduler import start_player
+from stack.teardown import sweep
 
 Echo = Callable[[str], None]
 FUNCTION_READY_TIMEOUT_S = 30.0
@@ -63,6 +67,7 @@ class Stack:
     _procs: list[Any] = field(default_factory=list)  # the emulators (FakeGcs, PubSubEmulator)
     _served: list[tuple[emulators._Process, int]] = field(default_factory=list)  # functions, server
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _stop_first: list[Callable[[], None]] = field(default_factory=list)  # what brings new events
     env: dict[str, str] = field(default_factory=dict)
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
@@ -96,31 +101,51 @@ class Stack:
                 f"a stack is already running from {root} (pid {running['pid']}): "
                 f"{command_hint('down', cfg.state_dir)} first"
             )
-        for sub in ("logs", "jobs", "dead-letters", "pipeline-root"):
+        for sub in ("logs", "dead-letters"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        ports = cfg.ports()
+        fn_ports = {name: ports[name] for name in FUNCTIONS}
+        fn_urls = {name: f"http://127.0.0.1:{port}" for name, port in fn_ports.items()}
+        storage_host = f"http://127.0.0.1:{ports['storage']}"
+        relay_url = f"http://127.0.0.1:{ports['bridge']}"
+        pubsub_cmd = None if cfg.pubsub == "embedded" else emulators.find_pubsub_emulator()
+        if pubsub_cmd is None and cfg.pubsub == "emulator":
+            raise StackError("the Pub/Sub emulator was asked for (--pubsub emulator) but is not installed")
+        pubsub_env = (
+            {"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ports['pubsub']}"}
+            if pubsub_cmd is not None
+            else {"MLOPS_PUBSUB_PUSH_URL": f"http://127.0.0.1:{ports['dispatcher']}"}
+        )
+
+        # The Vertex AI emulator first: its start is mostly imports, which overlap with the rest.
+        # Every port is known already, so its environment (that of its tasks and serving
+        # processes) can name the storage and Pub/Sub emulators before they run.
+        vertex = emulators.spawn_vertex_emulator(
+            root / "vertex",
+            ports["vertex"],
+            log_path=root / "vertex-emulator.log",
+            env=self._vertex_env(storage_host, pubsub_env),
+            audit_events_url=f"{relay_url}/registry-events",
+            project=cfg.project,
+            region=cfg.region,
+        )
+        self._procs.append(vertex)
 
         from functions.bundle import build_bundle
         from pipelines.compile import compile_all
 
         compile_all(root / "templates")
         bundle = build_bundle(root / "bundle", root / "templates", cfg.rules)
-
-        ports = cfg.ports()
-        fn_ports = {name: ports[name] for name in FUNCTIONS}
-        fn_urls = {name: f"http://127.0.0.1:{port}" for name, port in fn_ports.items()}
         deliverer = Deliverer(root / "logs" / "deliveries.jsonl", cfg.retry)
         self._closers.append(deliverer.close)
 
-        # Pub/Sub first: fake-gcs-server publishes its notifications to an existing topic.
-        pubsub = None if cfg.pubsub == "embedded" else emulators.start_pubsub_emulator(root, ports["pubsub"])
-        if pubsub is None and cfg.pubsub == "emulator":
-            raise StackError("the Pub/Sub emulator was asked for (--pubsub emulator) but is not installed")
-        env = self._base_env(bundle)
+        # Pub/Sub before storage: fake-gcs-server publishes its notifications to an existing topic.
+        pubsub = emulators.start_pubsub_emulator(root, ports["pubsub"]) if pubsub_cmd is not None else None
+        env = {**self._base_env(bundle), **pubsub_env}
         if pubsub is not None:
             self._procs.append(pubsub)
             self._setenv("PUBSUB_EMULATOR_HOST", pubsub.host)  # this process's clients (setup, bridge)
-            env["PUBSUB_EMULATOR_HOST"] = pubsub.host
             env["DEAD_LETTER_TOPIC"] = "dead-letters"
             setup_emulator(cfg.project, {}, {}, extra=(NOTIFICATIONS_TOPIC,))
             notify = emulators.PubSubNotify(
@@ -132,7 +157,6 @@ class Stack:
             )
         else:
             notify = None
-            env["MLOPS_PUBSUB_PUSH_URL"] = f"http://127.0.0.1:{ports['dispatcher']}"
             why = (
                 "asked for"
                 if cfg.pubsub == "embedded"
@@ -153,25 +177,20 @@ class Stack:
         relay = RelayServer(ports["bridge"], deliverer, fn_urls["on_model_registry_event"])
         relay.start()
         self._closers.append(relay.stop)
-        env["MLOPS_REGISTRY_EVENTS_URL"] = f"{relay.url}/registry-events"
-        env["MLOPS_ENDPOINT_URL"] = f"http://127.0.0.1:{ports['prediction']}"
+        env["VERTEX_API_ENDPOINT"] = vertex.host
         self.env = env
 
         processes: dict[str, dict[str, Any]] = {}
         for name in FUNCTIONS:
             proc = self._serve(name, bundle / "main.py", name, "cloudevent", fn_ports[name], bundle, env)
             processes[name] = {"url": fn_urls[name], "pid": proc.process.pid, "log": str(proc.log_path)}
-        predict = self._serve(
-            "prediction-server",
-            bundle / "pipelines" / "serving" / "server.py",
-            "predict",
-            "http",
-            ports["prediction"],
-            bundle,
-            env,
-        )
         for proc, port in self._served:
             emulators._wait_http(proc, f"http://127.0.0.1:{port}/", FUNCTION_READY_TIMEOUT_S)
+        try:
+            vertex.wait_ready()
+        except emulators.EmulatorError as exc:
+            raise StackError(str(exc)) from exc
+        self.echo(f"vertex: the Vertex AI emulator at {vertex.host} (state in {vertex.root})")
 
         if pubsub is not None:
             routes = setup_emulator(cfg.project, TOPICS, fn_urls)
@@ -190,7 +209,7 @@ class Stack:
         player = start_player(bundle / "rules.yaml", env, project=cfg.project, pubsub=pubsub_info,
                               log_path=root / "logs" / "schedules.jsonl", echo=self.echo,
                               start=cfg.play_schedules)  # fmt: skip
-        self._closers.insert(0, player.stop)
+        self._stop_first.append(player.stop)
 
         bridge = StorageBridge(
             deliverer,
@@ -200,34 +219,38 @@ class Stack:
             subscription=subscription,
         )
         bridge.start()
-        self._closers.insert(0, bridge.stop)
+        self._stop_first.append(bridge.stop)
 
         self.info = {
             "pid": os.getpid(),
             "state_dir": str(root),
             "project": cfg.project,
+            "region": cfg.region,
             "started_at": time.time(),
             "buckets": {
                 "data": cfg.data_bucket,
-                "registry": cfg.registry_bucket,
                 "pipeline_root": cfg.pipeline_root_bucket,
+                "staging": cfg.staging_bucket,
+                "serving_records": cfg.serving_records_bucket,
                 "state": cfg.state_bucket,
             },
             "storage": {"host": gcs.host, "pid": gcs.pid, "log": str(gcs.log_path)},
             "pubsub": pubsub_info,
+            "vertex": {
+                "url": vertex.host,
+                "pid": vertex.pid,
+                "log": str(vertex.log_path),
+                "state_dir": str(vertex.root),
+                "env": task_env(cfg, gcs.host, pubsub_env),  # what its tasks and serving processes get
+            },
             "bridge": {"url": relay.url, "storage_mode": bridge.mode},
             "schedules": player.describe(),
             "functions": processes,
-            "prediction": {
-                "url": env["MLOPS_ENDPOINT_URL"],
-                "pid": predict.process.pid,
-                "log": str(predict.log_path),
-            },
             "bundle": str(bundle),
             "env": {
                 k: v
                 for k, v in env.items()
-                if k.startswith(("MLOPS_", "STORAGE_", "PUBSUB_", "DATA_", "GOOGLE_", "DEAD_"))
+                if k.startswith(("MLOPS_", "STORAGE_", "PUBSUB_", "DATA_", "GOOGLE_", "DEAD_", "VERTEX_"))
             },
         }
         path = stack_file(root)
@@ -240,11 +263,22 @@ class Stack:
         self._saved_env.setdefault(name, os.environ.get(name))
         os.environ[name] = value
 
+    def _inherited_env(self) -> dict[str, str]:
+        """This process's environment without what points at another Pub/Sub or Vertex AI, plus
+        the marker that lets ``down`` find every process of this stack (``sweep``)."""
+        drop = ("PUBSUB_EMULATOR_HOST", "MLOPS_PUBSUB_PUSH_URL", "VERTEX_API_ENDPOINT", "MLOPS_LAUNCHER")
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env[STACK_MARKER] = str(self.root)
+        return env
+
+    def _vertex_env(self, storage_host: str, pubsub: dict[str, str]) -> dict[str, str]:
+        """The Vertex AI emulator's environment, which its pipeline tasks and serving processes
+        inherit (it adds ``VERTEX_API_ENDPOINT`` and the project and region itself)."""
+        return {**self._inherited_env(), **task_env(self.config, storage_host, pubsub)}
+
     def _base_env(self, bundle: Path) -> dict[str, str]:
         cfg, root = self.config, self.root
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("PUBSUB_EMULATOR_HOST", "MLOPS_PUBSUB_PUSH_URL")
-        }
+        env = self._inherited_env()
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
@@ -252,13 +286,11 @@ class Stack:
                 "GOOGLE_CLOUD_REGION": cfg.region,
                 "DATA_BUCKET": cfg.data_bucket,
                 "PIPELINE_ROOT": f"gs://{cfg.pipeline_root_bucket}",
-                "MLOPS_LAUNCHER": "local",
-                "MLOPS_BACKEND": "local",
+                "MLOPS_LAUNCHER": "vertex",  # VERTEX_API_ENDPOINT (the emulator) is set once known
                 "MLOPS_STATE_DIR": str(root),
                 "MLOPS_DEAD_LETTER_DIR": str(root / "dead-letters"),
                 "MLOPS_TEMPLATES": str(bundle / "templates"),
                 "MLOPS_CONFIG": str(bundle / "rules.yaml"),
-                "MLOPS_REGISTRY_BUCKET": cfg.registry_bucket,
                 "MLOPS_STATE_BUCKET": cfg.state_bucket,
             }
         )
@@ -303,19 +335,31 @@ class Stack:
     # --- stop ------------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        # No new events (the storage bridge), then no new launches (the functions), then the Vertex
+        # AI emulator (it stops its pipeline workers and serving processes, and delivers the audit
+        # events it holds to the relay, still up), then the rest.
+        for close in self._stop_first:
+            with contextlib.suppress(Exception):
+                close()
+        self._stop_first.clear()
+        for proc, _port in self._served:  # all at once, then wait for each
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.process.pid, signal.SIGTERM)
+        for proc, _port in self._served:
+            proc.stop()
+        self._served.clear()
+        for handle in [h for h in self._procs if isinstance(h, emulators.VertexEmulatorProcess)]:
+            with contextlib.suppress(Exception):
+                handle.stop()
         for close in self._closers:
             with contextlib.suppress(Exception):
                 close()
         self._closers.clear()
-        # Functions first (no new workers), then the workers they started, then the emulators.
-        for proc, _port in self._served:
-            proc.stop()
-        self._served.clear()
-        stop_workers(self.root)
         for handle in reversed(self._procs):
             with contextlib.suppress(Exception):
                 handle.stop()
         self._procs.clear()
+        sweep(self.root)
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -326,98 +370,6 @@ class Stack:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
             if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
                 path.unlink()
-
-
-# --- pipeline workers ------------------------------------------------------------------------------
-
-
-def worker_pids(root: Path) -> set[int]:
-    """Pids of the local launcher's workers of this state directory: those recorded in the jobs'
-    status.json, and any process whose command line runs the worker on one of our job directories
-    (a worker that has not written its pid yet)."""
-    jobs = root / "jobs"
-    pids: set[int] = set()
-    for status_path in jobs.glob("*/status.json"):
-        with contextlib.suppress(OSError, ValueError, json.JSONDecodeError):
-            status = json.loads(status_path.read_text(encoding="utf-8"))
-            if status.get("state") in ("PENDING", "RUNNING") and status.get("pid"):
-                pids.add(int(status["pid"]))
-    proc = Path("/proc")
-    if proc.is_dir():
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-                if b"pipelines.launch.local_worker" in cmdline and any(
-                    arg.startswith(str(jobs).encode()) for arg in cmdline
-                ):
-                    pids.add(int(entry.name))
-    return {p for p in pids if pid_alive(p)}
-
-
-def stop_workers(root: Path, timeout: float = 5.0) -> list[int]:
-    """Stop every pipeline worker of ``root`` with its process group (the kfp.local task
-    subprocesses), and mark their jobs CANCELLED. Returns the pids stopped."""
-    from pipelines.launch.local import TERMINAL_STATES, write_json
-
-    pids = worker_pids(root)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)  # the worker leads its own session (start_new_session)
-    deadline = time.monotonic() + timeout
-    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    for status_path in (root / "jobs").glob("*/status.json"):
-        with contextlib.suppress(OSError, ValueError):
-            status = json.loads(status_path.read_text(encoding="utf-8"))
-            if status.get("state") not in TERMINAL_STATES and status.get("state") != "CANCELLED":
-                status.update(
-                    state="CANCELLED", error="stopped with the local stack", finished_at=time.time()
-                )
-                write_json(status_path, status)
-    return sorted(pids)
-
-
-# --- down (from another process) -------------------------------------------------------------------
-
-
-def down(root: Path, echo: Echo = print, timeout: float = 20.0) -> bool:
-    """Stop the stack running from ``root``: ask its supervisor (SIGTERM), then make sure that
-    every process it listed and every pipeline worker is gone. False when nothing was running."""
-    root = root.resolve()
-    path = stack_file(root)
-    try:
-        info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        stopped = stop_workers(root)
-        if stopped:
-            echo(f"no stack.json in {root}; stopped {len(stopped)} leftover pipeline worker(s)")
-        return bool(stopped)
-    supervisor = int(info.get("pid", 0))
-    if supervisor and pid_alive(supervisor):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(supervisor, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(supervisor) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    # Whatever is left (a supervisor killed with -9 leaves its children): stop their groups.
-    pids = [int(fn["pid"]) for fn in info.get("functions", {}).values()]
-    pids += [int(info[k]["pid"]) for k in ("prediction", "storage") if info.get(k, {}).get("pid")]
-    if info.get("pubsub", {}).get("pid"):
-        pids.append(int(info["pubsub"]["pid"]))
-    for pid in pids:
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-    stop_workers(root)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    echo(f"stack in {root} stopped")
-    return True
 
 
 def run_foreground(config: StackConfig, echo: Echo = print) -> int:
@@ -493,14 +445,10 @@ def describe(info: dict[str, Any], echo: Echo = print) -> None:
         echo(f"    {topic:<14} {route}")
     for name, fn in info["functions"].items():
         echo(f"  {name:<24} {fn['url']}")
-    echo(f"  prediction  {info['prediction']['url']}/v1/endpoints/<model>:predict")
+    vertex = info["vertex"]
+    echo(f"  vertex      {vertex['url']}  (Vertex AI emulator; state {vertex['state_dir']})")
+    echo(
+        f"    predict   {vertex['url']}/v1/projects/{info['project']}/locations/{info['region']}/endpoints/<id>:predict"
+    )
     echo(f"  bridge      {info['bridge']['url']} (storage events: {info['bridge']['storage_mode']})")
     echo(f"  logs        {info['state_dir']}/logs/")
-
-
-def health(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status) < 500
-    except OSError:
-        return False

@@ -1,12 +1,12 @@
 """Concurrency (``concurrency: skip|defer``)
 
 One document per (pipeline, model) at ``mlops-state/runs/<pipeline>/<model>.json`` holds the run
-our functions launched last. While it is active (asked from the launcher: Vertex
-``pipelineJobs.get`` / the local job's status; unknown counts as active until ``timeout``),
+our functions launched last. While it is active (asked from Vertex, or the emulator locally:
+``pipelineJobs.get``; unknown counts as active until ``timeout``),
 another launch for that model is skipped, or deferred (HTTP 500, redelivered later). Why a state
 document rather than ``pipelineJobs.list`` with a label filter: the claim must be atomic with the
 decision (two alerts at once must not both pass), list is eventually consistent and costs a
-list call per event, and the document works the same for the local launcher.
+list call per event.
 """
 
 from __future__ import annotations
@@ -75,13 +75,6 @@ def release_run(store: StateStore, request: RunRequest, model: str) -> None:
 
 def launcher_status(settings: Settings) -> RunStatus:
     """How to ask the configured launcher for a job's state."""
-    if settings.launcher == "local":
-        from pipelines.launch.local import read_status
-
-        jobs = settings.state_dir / "jobs"
-        return lambda job_id: (
-            str(read_status(jobs / job_id).get("state")) if (jobs / job_id).exists() else None
-        )
     if settings.launcher == "dry-run":
         return lambda job_id: "SUCCEEDED"
     from pipelines.launch.vertex import VertexConfig

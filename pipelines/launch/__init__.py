@@ -1,1 +1,1 @@
-"""Launchers behind one interface (``base.Launcher``): Vertex AI, local (kfp.local), dry run."""
+"""Launchers behind one interface (``base.Launcher``): Vertex AI (the emulator locally), dry run."""

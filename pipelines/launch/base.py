@@ -36,7 +36,7 @@ class LaunchResult:
     # already_exists: a previous delivery created it (success); exists_failed: it exists but FAILED
     # or was CANCELLED, so this event did not get its run: `mlops-events rerun JOB_ID` starts another.
     status: Literal["created", "already_exists", "exists_failed", "dry_run"]
-    job_name: str  # the full resource name, a local job directory, or "(dry run)"
+    job_name: str  # the full resource name, or "(dry run)"
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -1,8 +1,11 @@
-"""The whole closed loop on the local stack, as `make demo` runs it: real fake-gcs-server, the
-Pub/Sub emulator when installed (else the embedded dispatcher), the four functions served by
-functions-framework from the bundle, kfp.local workers, the local registry and prediction server.
+"""The whole closed loop on the local stack, as `make demo` runs it, on the production code path:
+real fake-gcs-server, the Pub/Sub emulator when installed (else the embedded dispatcher), the four
+functions served by functions-framework from the bundle launching on the Vertex AI emulator, whose
+kfp.local workers register and deploy models through the Vertex adapters, and whose serving
+processes answer the demo's predictions. Everything asserted is read back from the emulator's
+REST API (runs, versions, aliases, endpoints) and the functions' logs.
 
-Time budget: the loop must finish within DEMO_BUDGET_S (about 70 s measured on 2 cores).
+Time budget: the loop must finish within DEMO_BUDGET_S (see docs/performance.md for measurements).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pytest
 from stack.config import pid_alive
 from stack.demo import DemoError, run_demo
 from stack.lineage import EventNode, Lineage
-from stack.up import worker_pids
+from stack.teardown import stack_processes
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +110,7 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
     assert json.loads(result.lineage_json.read_text(encoding="utf-8"))["edges"]
     assert "Lineage: event -> decision -> run -> model version -> deployment" in text
     assert not (root / "stack.json").exists()
-    assert worker_pids(root) == set()
+    assert stack_processes(root) == []
     assert _processes_mentioning(root) == []
 
 
