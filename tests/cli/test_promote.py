@@ -134,7 +134,9 @@ def test_a_rejected_version_needs_force_and_the_champion_cannot_be_rejected(
     assert "v2 of rejects was rejected by b@x.org" in err and "'leaks the label'" in err and "--force" in err
     assert "champion" not in backends.model_registry().get("rejects", "2").aliases  # type: ignore[union-attr]
 
-    code, out, err = _run(capsys, "promote", "rejects", "2", "--force", "--reason", "fixed", "--by", "c@x.org")
+    code, out, err = _run(
+        capsys, "promote", "rejects", "2", "--force", "--reason", "fixed", "--by", "c@x.org"
+    )
     assert code == 0, err
     v2 = backends.model_registry().get("rejects", "2")
     assert v2 is not None and "champion" in v2.aliases
@@ -182,3 +184,10 @@ def test_who_decides_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_principal(local=True) == f"{getpass.getuser()}@local"
     monkeypatch.setenv("PATH", "")
     assert default_principal(local=False) == f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def test_the_adapter_names_the_caller_with_the_emulators_header() -> None:
+    from pipelines.registry.vertex import PRINCIPAL_HEADER
+    from stack.vertex.audit import PRINCIPAL_HEADER as EMULATOR_HEADER
+
+    assert PRINCIPAL_HEADER == EMULATOR_HEADER
