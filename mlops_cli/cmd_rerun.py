@@ -48,46 +48,23 @@ def _fail(message: str) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
+    from mlops_cli.target import TargetError, resolve_target
     from pipelines.launch.base import LaunchError, Templates
     from pipelines.launch.rerun import describe, rerun
     from pipelines.launch.vertex import VertexConfig, VertexLauncher
-    from stack.config import read_stack
 
-    if args.state_dir is None and not (
-        os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("VERTEX_API_ENDPOINT")
-    ):
-        args.state_dir = DEFAULT_STATE_DIR  # nothing says Google Cloud: the local stack, if one runs
-    if args.state_dir is not None:
-        info = read_stack(args.state_dir.resolve())
-        if info is None:
-            return _fail(
-                f"no local stack is running from {args.state_dir}; start it (`mlops-events up --state-dir "
-                f"{args.state_dir}`), or set GOOGLE_CLOUD_PROJECT (and GOOGLE_CLOUD_REGION) for Vertex AI"
-            )
-        config = VertexConfig(
-            project=str(info["project"]),
-            region=str(info.get("region") or "us-central1"),
-            pipeline_root="",
-            api_endpoint=str(info["vertex"]["url"]),
-        )
-        where = f"the local stack in {info['state_dir']} ({config.base_url})"
-    else:
-        from functions.settings import Settings, SettingsError
-
-        try:
-            settings = Settings.from_env()
-        except SettingsError as exc:
-            return _fail(str(exc))
-        if not settings.project:
-            return _fail("set GOOGLE_CLOUD_PROJECT (VERTEX_API_ENDPOINT alone does not name a project)")
-        config = VertexConfig(
-            project=settings.project,
-            region=settings.region,
-            pipeline_root="",
-            api_endpoint=settings.vertex_api_endpoint,
-            timeout_seconds=settings.vertex_timeout_seconds,
-        )
-        where = f"Vertex AI {config.project}/{config.region} ({config.base_url})"
+    try:
+        target = resolve_target(args.state_dir)
+    except TargetError as exc:
+        return _fail(str(exc))
+    config = VertexConfig(
+        project=target.project,
+        region=target.region,
+        pipeline_root="",
+        api_endpoint=target.api_endpoint,
+        timeout_seconds=target.timeout_seconds,
+    )
+    where = target.where
     # A rerun copies the first attempt's spec from Vertex: no local templates are read.
     launcher = VertexLauncher(config, Templates(Path(os.devnull)))
     try:

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_serve",
     "cmd_emulator",
     "cmd_rerun",
+    "cmd_promote",
     "cmd_schedules",
 )
 

@@ -48,8 +48,11 @@ class ModelRegistry(Protocol):
 
     def list_models(self) -> list[str]: ...
 
-    def set_alias(self, model_name: str, version: str, alias: str) -> ModelVersion:
-        """Move ``alias`` to ``version`` (removing it from any other version), atomically."""
+    def set_alias(
+        self, model_name: str, version: str, alias: str, *, principal: str | None = None
+    ) -> ModelVersion:
+        """Move ``alias`` to ``version`` (removing it from any other version), atomically;
+        ``principal``: who asks, where the service cannot tell from credentials (the emulator)."""
         ...
 
     def record_decision(

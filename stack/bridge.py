@@ -338,20 +338,28 @@ class RelayServer(ThreadingHTTPServer):
                     "type": headers.get("ce-type"),
                     "method": headers.get("ce-methodname"),
                     "resource": headers.get("ce-resourcename"),
-                    "subject": registry_subject(headers, body),
+                    **registry_summary(headers, body),
                 },
             )
         )
 
 
-def registry_subject(headers: Mapping[str, str], body: bytes) -> str | None:
-    """``model@version`` of a registry audit event, as the functions' parser reads it (an
-    UploadModel entry names only the parent location; the version is in its response)."""
+def registry_summary(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """What the lineage needs of a registry audit event, read as the functions' parser reads it:
+    ``subject`` (``model@version``: an UploadModel entry names only the parent location, the
+    version is in its response), ``principal`` (the audit log's ``principalEmail``: who made the
+    call) and the ``aliases`` the call sets. Unparseable: nothing (the function will say why)."""
     from events import envelope, parse
 
     try:
         event = parse.parse(envelope.from_http(dict(headers), body))
     except Exception:  # not ours to judge: the function will, and log why
-        return None
+        return {"subject": None}
     model, version = getattr(event, "model_id", None), getattr(event, "version", None)
-    return f"{model}@{version}" if model and version else None
+    audit = getattr(event, "audit", None)
+    return {
+        "subject": f"{model}@{version}" if model and version else None,
+        "principal": getattr(audit, "principal", None),
+        "aliases": list(getattr(event, "aliases", ())),
+        "time": headers.get("ce-time"),
+    }

@@ -17,6 +17,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from stack.approvals import Approval, approvals
+
 
 @dataclass
 class EventNode:
@@ -34,6 +36,9 @@ class EventNode:
     first_seen: int = 0  # order across all logs
     subject: str | None = None  # model@version of a registry event, gs:// URI of an object
     method: str | None = None
+    principal: str | None = None  # a registry event's audit log principal: who made the call
+    aliases: list[str] = field(default_factory=list)  # aliases a registry call sets
+    time: str | None = None  # the CloudEvent's time (a registry event's)
 
     @property
     def label(self) -> str:
@@ -101,6 +106,7 @@ class VersionNode:
     job_id: str | None = None  # the run that registered it
     promoted: bool | None = None
     reasons: list[str] = field(default_factory=list)
+    decisions: list[dict[str, str]] = field(default_factory=list)  # people's, recorded on the version
 
     @property
     def key(self) -> str:
@@ -175,8 +181,13 @@ class Lineage:
                 out.append((f"run:{run.job_id}", f"endpoint:{run.outputs['endpoint']}"))
         return out
 
+    def approvals(self) -> list[Approval]:
+        """Who approved or rejected which version and why (``stack.approvals``)."""
+        return approvals(self.events, self.versions)
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "approvals": [asdict(a) for a in self.approvals()],
             "events": [asdict(e) for e in self.events],
             "runs": {k: asdict(r) for k, r in self.runs.items()},
             "versions": {k: asdict(v) for k, v in self.versions.items()},
@@ -195,7 +206,8 @@ class Lineage:
 
     def _event_lines(self, event: EventNode, head: str, indent: str, seen: set[str]) -> list[str]:
         again = f", {event.deliveries} deliveries" if event.deliveries > 1 else ""
-        lines = [f"{head}event {event.label} ({event.entry_point}{again})"]
+        by = f" by {event.principal}" if event.kind == "registry" and event.principal else ""
+        lines = [f"{head}event {event.label}{by} ({event.entry_point}{again})"]
         if event.decision == "launch" and event.status == "exists_failed":
             lines.append(
                 f"{indent}-> decision: launch {event.pipeline} (rule {event.rule}): its job {event.job_id} "
@@ -228,6 +240,8 @@ class Lineage:
             verdict = "promoted to champion" if version.promoted else "not promoted"
             lines.append(f"{inner}-> model version {version.key} [{', '.join(version.aliases)}] {metrics}")
             lines.append(f"{inner}   {verdict}: {'; '.join(version.reasons)}")
+            # People's decisions on it (promote/reject) and champion moves, by the audit log.
+            lines += [f"{inner}   {a.describe()}" for a in self.approvals() if a.version == version.key]
             inner += "   "
         if run.pipeline == "deployment" and run.outputs:
             out = run.outputs

@@ -2,11 +2,13 @@
 
 - events: the functions' structured log lines (``<state>/logs/<function>.log``: one JSON line per
   delivery of an event: its id, identity, decision, rule, job id and launch status) and the
-  bridge's ``deliveries.jsonl`` (attempts; which ``model@version`` a registry event is about);
+  bridge's ``deliveries.jsonl`` (attempts; which ``model@version`` a registry event is about, the
+  aliases it sets and its audit log principal: who made the call);
 - runs, model versions and endpoints: what Vertex AI reports (the emulator locally), through its
   REST API (``stack.vertex_client``): pipeline jobs the router launched (labels, state,
   parameters, task details and outputs), models with their versions and aliases (metrics and
-  labels from the version description the registry writes), endpoints and their traffic split.
+  labels from the version description the registry writes, and the decisions people recorded
+  there: ``mlops-events promote``/``reject``), endpoints and their traffic split.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _kind(entry_point: str, event_type: str | None) -> str:
 
 def read_events(root: Path) -> list[EventNode]:
     """One node per event id, from every function's log; the last decision line wins."""
-    audit = {}
+    audit: dict[str, dict[str, Any]] = {}
     storage = {}
     attempts: dict[str, int] = {}
     for d in _json_lines(root / "logs" / "deliveries.jsonl"):
@@ -59,7 +61,13 @@ def read_events(root: Path) -> list[EventNode]:
         )
         if d.get("via") == "eventarc-audit":
             subject = str(d.get("subject") or "")  # model@version, read by the relay
-            audit[str(d["event_id"])] = (subject.rsplit("/", 1)[-1] or None, d.get("method"))
+            audit[str(d["event_id"])] = {
+                "subject": subject.rsplit("/", 1)[-1] or None,
+                "method": d.get("method"),
+                "principal": d.get("principal"),  # the audit log's principalEmail: who called
+                "aliases": [str(a) for a in d.get("aliases") or []],
+                "time": d.get("time"),
+            }
         elif d.get("via") == "eventarc-storage":
             storage[str(d["event_id"])] = str(d.get("subject"))
     nodes: dict[str, EventNode] = {}
@@ -81,7 +89,13 @@ def read_events(root: Path) -> list[EventNode]:
                     first_seen=order,
                 )
                 if event_id in audit:
-                    node.subject, node.method = audit[event_id]
+                    found = audit[event_id]
+                    node.subject, node.method = found["subject"], found["method"]
+                    node.principal, node.aliases, node.time = (
+                        found["principal"],
+                        found["aliases"],
+                        found["time"],
+                    )
                 elif event_id in storage:
                     node.subject = storage[event_id]
             node.deliveries += 1
@@ -124,7 +138,7 @@ def version_node(model_id: str, version: dict[str, Any]) -> VersionNode:
     from pipelines.registry.vertex import parse_version_description
 
     # The registry keeps metrics and the unsanitised labels in the version description.
-    labels, metrics, *_ = parse_version_description(version.get("versionDescription"))
+    labels, metrics, decisions, _ = parse_version_description(version.get("versionDescription"))
     return VersionNode(
         model=model_id,
         version=str(version.get("versionId")),
@@ -132,6 +146,7 @@ def version_node(model_id: str, version: dict[str, Any]) -> VersionNode:
         metrics=metrics,
         labels=labels or dict(version.get("labels") or {}),
         created_at=str(version.get("versionCreateTime") or version.get("createTime") or ""),
+        decisions=decisions,
     )
 
 

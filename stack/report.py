@@ -1,7 +1,8 @@
 """The demo's HTML report: one self-contained file (inline SVG and CSS, no external assets).
 
 Sections: the lineage graph (events -> runs -> model versions -> deployments), the lineage as
-text, champion vs challenger metrics, drift per feature.
+text, champion vs challenger metrics, approvals (who decided what and why, by the audit log's
+principal), drift per feature.
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ def _metrics_table(lineage: Lineage) -> str:
     for v in versions:
         cells = "".join(f"<td>{v.metrics[n]:.4f}</td>" if n in v.metrics else "<td></td>" for n in names)
         verdict = "promoted" if v.promoted else "kept the champion" if v.promoted is False else ""
+        decided = [a for a in lineage.approvals() if a.version == v.key and a.decision != "champion moved"]
+        if decided:  # promotion: manual, or a person overruled the gate
+            verdict = f"{decided[-1].decision} by {decided[-1].by or decided[-1].recorded_by}"
         why = "; ".join(v.reasons)
         if why:
             why = f"both scored on the holdout of {v.key}: {why}"
@@ -166,6 +170,22 @@ def _metrics_table(lineage: Lineage) -> str:
     return (
         f"<table><tr><th>version</th><th>aliases</th>{head}<th>gate</th>"
         "<th>why: challenger vs champion, both scored on the challenger's holdout</th><th>run</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _approvals_section(lineage: Lineage) -> str:
+    rows = [
+        f"<tr><td>{_esc(a.version)}</td><td>{_esc(a.decision)}</td><td>{_esc(a.by or '')}</td>"
+        f"<td>{_esc(a.recorded_by or '')}</td><td>{_esc(a.reason)}</td><td>{_esc(a.at)}</td></tr>"
+        for a in lineage.approvals()
+    ]
+    if not rows:
+        return "<p>No champion moves and no recorded decisions.</p>"
+    return (
+        "<table><tr><th>version</th><th>decision</th><th>by<br><small>the audit log's principal</small></th>"
+        "<th>recorded as<br><small>mlops-events promote/reject --by</small></th><th>why</th><th>at</th></tr>"
         + "".join(rows)
         + "</table>"
     )
@@ -228,6 +248,8 @@ pre {{ background: #f8f9fa; padding: 1em; overflow-x: auto; font-size: 12px; }}
 <pre>{_esc(summary)}</pre>
 <h2>Champion vs challenger</h2>
 {_metrics_table(lineage)}
+<h2>Approvals</h2>
+{_approvals_section(lineage)}
 <h2>Drift per feature</h2>
 {_drift_section(drift)}
 </body></html>

@@ -41,6 +41,10 @@ MAX_LABELS: Final = 64
 MAX_LABEL_LEN: Final = 63
 NUMERIC_ID: Final = re.compile(r"^[1-9][0-9]{0,19}$")
 DECISIONS: Final = ("approved", "rejected")
+# The Vertex AI emulator's extension (stack/vertex/audit.py PRINCIPAL_HEADER): who makes the call,
+# written as the audit log's principalEmail. The emulator has no credentials to tell it; Vertex
+# takes the caller from the credentials, so the header is sent to an emulator only.
+PRINCIPAL_HEADER: Final = "x-mlops-principal"
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]")
 
 
@@ -310,15 +314,20 @@ class VertexModelRegistry:
             {m.name.rsplit("/", 1)[-1] for m in self._client().list_models(parent=self.vertex.parent)}
         )
 
-    def set_alias(self, model_name: str, version: str, alias: str) -> ModelVersion:
-        """MergeVersionAliases: Vertex takes the alias from the version that held it."""
+    def set_alias(
+        self, model_name: str, version: str, alias: str, *, principal: str | None = None
+    ) -> ModelVersion:
+        """MergeVersionAliases: Vertex takes the alias from the version that held it. ``principal``
+        names the caller to the emulator's audit log (Vertex's own comes from the credentials)."""
         from google.api_core import exceptions as gexc
 
         check_alias(alias)
         resource = self._require(model_name)
         try:
             model = self._client().merge_version_aliases(
-                name=f"{resource}@{check_ref(version)}", version_aliases=[alias]
+                name=f"{resource}@{check_ref(version)}",
+                version_aliases=[alias],
+                metadata=self._caller(principal),
             )
         except gexc.NotFound as exc:
             raise RegistryError(f"model {model_name!r} has no version {version!r}") from exc
@@ -348,11 +357,17 @@ class VertexModelRegistry:
             "labels": {**dict(current.labels), "decision": decision},
         }
         updated = self._client().update_model(
-            model=model, update_mask=field_mask_pb2.FieldMask(paths=["version_description", "labels"])
+            model=model,
+            update_mask=field_mask_pb2.FieldMask(paths=["version_description", "labels"]),
+            metadata=self._caller(principal),
         )
         return self._to_version(updated)
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _caller(self, principal: str | None) -> tuple[tuple[str, str], ...]:
+        """The request metadata (REST headers) that name the caller to the emulator."""
+        return ((PRINCIPAL_HEADER, principal),) if principal and self.vertex.local else ()
 
     def _require(self, model_name: str) -> str:
         resource = self._model_resource(model_name)
