@@ -155,7 +155,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
           f"({_metrics(outcome.version)}) on {where}")  # fmt: skip
     print(
         "its deployment follows from the registry's audit event of the alias move "
-        "(a model_registry rule on alias champion: the shipped deploy-champion)"
+        "when a model_registry rule matches alias champion (the shipped rules: deploy-champion)"
     )
     return 0
 
