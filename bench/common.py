@@ -1,5 +1,5 @@
 """What every benchmark shares: the two subjects (our bundle and the naive baseline), fresh
-processes measured with ``wait4`` (wall time and peak RSS), a fake Vertex server that records its
+processes measured with ``wait4`` (wall time and peak RSS), the Vertex AI emulator recording its
 own time per request, a stub of the storage calls the baseline's ``submit()`` makes, and events.
 """
 
@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from stack.emulators import free_port
-from stack.fake_vertex import FakeVertex
 from stack.json_http import JsonHandler
+from stack.vertex.ephemeral import ephemeral
+from stack.vertex.emulator import VertexEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_DIR = REPO / "bench" / "baseline"
@@ -266,38 +267,39 @@ def served(subject: Subject, target: str, work: Path) -> Iterator[tuple[Child, s
 # --- fake servers ----------------------------------------------------------------------------
 
 
-class TimedFakeVertex(FakeVertex):
-    """The project's fake Vertex server, also recording when each POST started and ended (perf_counter,
-    comparable across processes on Linux: CLOCK_MONOTONIC), so its own time can be subtracted."""
+class TimedVertex(VertexEmulator):
+    """The Vertex AI emulator (jobs recorded, not run), also recording when each POST started and
+    ended (perf_counter, comparable across processes on Linux: CLOCK_MONOTONIC), so its own time
+    can be subtracted."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.timings: list[tuple[float, float]] = []
-        super().__init__(**kwargs)
+        self._timings_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
 
-    def _handler(self) -> type[JsonHandler]:
-        base = super()._handler()
-        fake = self
+    def handler_class(self) -> type[JsonHandler]:
+        base = super().handler_class()
+        emulator = self
 
-        # (The fake sets TCP_NODELAY itself: without it every launch measured 40 ms of Nagle.)
+        # (The emulator sets TCP_NODELAY itself: without it every launch measured 40 ms of Nagle.)
         class Timed(base):  # type: ignore[valid-type,misc]
             def do_POST(self) -> None:
                 started = time.perf_counter()
                 super().do_POST()
-                with fake._lock:
-                    fake.timings.append((started, time.perf_counter()))
+                with emulator._timings_lock:
+                    emulator.timings.append((started, time.perf_counter()))
 
         return Timed
 
-    def __enter__(self) -> TimedFakeVertex:
-        self.start()
-        return self
-
     def reset(self) -> None:
-        with self._lock:
-            self.jobs.clear()
-            self.requests.clear()
+        self.forget_pipeline_jobs()
+        with self._timings_lock:
             self.timings.clear()
-            self.stats.requests = self.stats.created = self.stats.conflicts = 0
+
+
+def timed_vertex() -> contextlib.AbstractContextManager[TimedVertex]:
+    """A ``TimedVertex`` on a free port with a temporary state directory."""
+    return ephemeral(TimedVertex)
 
 
 class StorageStub:

@@ -19,7 +19,7 @@ from bench.common import (
     BenchError,
     Objects,
     Subject,
-    TimedFakeVertex,
+    TimedVertex,
     median,
     object_name,
     percentile,
@@ -30,7 +30,7 @@ from bench.common import (
 WARMUP = 5
 
 
-def _calls(vertex: TimedFakeVertex, seen: int, started: float, ended: float) -> list[tuple[float, float]]:
+def _calls(vertex: TimedVertex, seen: int, started: float, ended: float) -> list[tuple[float, float]]:
     # The fake records a call after its answer is written: the client can read it a moment earlier.
     deadline = time.perf_counter() + 1.0
     while True:
@@ -41,7 +41,7 @@ def _calls(vertex: TimedFakeVertex, seen: int, started: float, ended: float) -> 
 
 
 def _run(
-    subject: Subject, work: Path, vertex: TimedFakeVertex, objects: Objects, events: int
+    subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, events: int
 ) -> dict[str, Any]:
     vertex.reset()
     latencies: list[float] = []
@@ -86,7 +86,7 @@ def _run(
 def measure(
     subjects: list[Subject],
     work: Path,
-    vertex: TimedFakeVertex,
+    vertex: TimedVertex,
     objects: Objects,
     reps: int,
     events: int,
