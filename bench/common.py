@@ -25,8 +25,8 @@ from typing import Any
 
 from stack.emulators import free_port
 from stack.json_http import JsonHandler
-from stack.vertex.ephemeral import ephemeral
 from stack.vertex.emulator import VertexEmulator
+from stack.vertex.ephemeral import ephemeral
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_DIR = REPO / "bench" / "baseline"

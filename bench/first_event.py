@@ -13,9 +13,7 @@ import requests
 from bench.common import BenchError, Objects, Subject, TimedVertex, median, object_name, serve
 
 
-def _first(
-    subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, i: int
-) -> dict[str, float]:
+def _first(subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, i: int) -> dict[str, float]:
     vertex.reset()
     event = objects.event(object_name(i), f"first-{uuid.uuid4().hex}")
     child, url = serve(subject, "on_new_data", work)

@@ -40,9 +40,7 @@ def _calls(vertex: TimedVertex, seen: int, started: float, ended: float) -> list
         time.sleep(0.0002)
 
 
-def _run(
-    subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, events: int
-) -> dict[str, Any]:
+def _run(subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, events: int) -> dict[str, Any]:
     vertex.reset()
     latencies: list[float] = []
     round_trips: list[float] = []

@@ -46,7 +46,9 @@ class _Emulator:
 
         self._stack = ExitStack()
         self._vertex = self._stack.enter_context(
-            ephemeral_emulator(Faults(rate=faults.rate, timeout_seconds=faults.stall_seconds, seed=faults.seed))
+            ephemeral_emulator(
+                Faults(rate=faults.rate, timeout_seconds=faults.stall_seconds, seed=faults.seed)
+            )
         )
 
     @property

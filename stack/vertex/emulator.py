@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from google.protobuf.message import Message
 
@@ -104,7 +104,7 @@ class VertexEmulator:
     def audit_outbox(self) -> Path:
         return self.state_dir / AUDIT_OUTBOX
 
-    def start(self) -> VertexEmulator:
+    def start(self) -> Self:
         """Reload the state directory (restarting deployed models) and serve."""
         self.operations.load()
         self.models.load()
@@ -124,7 +124,7 @@ class VertexEmulator:
         self.operations.join(timeout=5.0)
         self.audit.close()
 
-    def __enter__(self) -> VertexEmulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -137,7 +137,7 @@ class VertexEmulator:
     def created_jobs(self) -> dict[str, dict[str, Any]]:
         """Job id -> the PipelineJob as stored, in REST JSON (camelCase; what ``get`` answers), in
         creation order. What tests assert on: the body as the proto parsed it, not as it was sent."""
-        return {job.name.rsplit("/", 1)[-1]: protos.to_dict(job) for job in self.jobs.all()}
+        return {job.name.rsplit("/", 1)[-1]: protos.to_dict(job) for job in self.jobs.created()}
 
     def forget_pipeline_jobs(self) -> None:
         """Drop every pipeline job and zero ``stats``: a benchmark's repetitions start alike."""

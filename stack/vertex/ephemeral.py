@@ -24,11 +24,15 @@ E = TypeVar("E", bound="VertexEmulator")
 
 
 @contextlib.contextmanager
-def ephemeral(cls: type[E], faults: Faults | None = None, *, execute: Execute = "none", **kwargs: Any) -> Iterator[E]:
+def ephemeral(
+    cls: type[E], faults: Faults | None = None, *, execute: Execute = "none", **kwargs: Any
+) -> Iterator[E]:
     """``cls`` is ``VertexEmulator`` or a subclass (the benchmarks' times its calls); ``kwargs`` go to it."""
-    with tempfile.TemporaryDirectory(prefix="vertex-emulator-") as state:
-        with cls(Path(state), execute=execute, faults=faults, **kwargs) as vertex:
-            yield vertex
+    with (
+        tempfile.TemporaryDirectory(prefix="vertex-emulator-") as state,
+        cls(Path(state), execute=execute, faults=faults, **kwargs) as vertex,
+    ):
+        yield vertex
 
 
 def ephemeral_emulator(

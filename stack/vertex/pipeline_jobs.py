@@ -216,10 +216,10 @@ class PipelineJobs:
             job.update_time.CopyFrom(protos.timestamp())
             self._save(job)
 
-    def all(self) -> list[Any]:
+    def created(self) -> tuple[Any, ...]:
         """Every job (copies), in creation order."""
         with self.ctx.lock:
-            return [self._copy(self._find(name)) for name in list(self._jobs)]
+            return tuple(self._copy(self._find(name)) for name in tuple(self._jobs))
 
     def forget_all(self) -> None:
         """Stop every worker and drop every job, from memory and from the state directory."""

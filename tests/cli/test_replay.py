@@ -24,7 +24,9 @@ RUN = {"pipeline": "training", "parameters": {"data_uri": "gs://data/y.csv", "mo
 
 
 @pytest.fixture
-def function_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str, VertexEmulator, Path]]:
+def function_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[str, VertexEmulator, Path]]:
     import functions_framework
     from werkzeug.serving import make_server
 

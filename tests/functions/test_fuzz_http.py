@@ -27,7 +27,7 @@ from functions.runtime import reset_runtime
 from mlops_cli.reliability import stub_templates
 from mlops_cli.reliability.instances import Instance, wait_ready
 from stack.emulators import free_port
-from stack.vertex import VertexEmulator, ephemeral_emulator
+from stack.vertex import ephemeral_emulator
 
 pytestmark = pytest.mark.slow
 

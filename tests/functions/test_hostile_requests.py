@@ -74,7 +74,10 @@ def test_a_lone_surrogate_in_an_identity_launches_instead_of_failing_forever(
     for entry_point, d in (("on_run_request", run), ("on_monitoring_alert", alert)):
         for _ in range(2):  # a redelivery finds the same job
             assert client(entry_point).post("/", data=d.body, headers=d.headers).status_code == 200
-    assert sorted(j["labels"]["mlops-pipeline"] for j in vertex.created_jobs().values()) == ["retraining", "training"]
+    assert sorted(j["labels"]["mlops-pipeline"] for j in vertex.created_jobs().values()) == [
+        "retraining",
+        "training",
+    ]
     assert dead_letters(function_env) == []
 
 
