@@ -25,8 +25,7 @@ from typing import Any
 
 from stack.emulators import free_port
 from stack.json_http import JsonHandler
-from stack.vertex.emulator import VertexEmulator
-from stack.vertex.ephemeral import ephemeral
+from stack.vertex.faults import Stats
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_DIR = REPO / "bench" / "baseline"
@@ -267,39 +266,54 @@ def served(subject: Subject, target: str, work: Path) -> Iterator[tuple[Child, s
 # --- fake servers ----------------------------------------------------------------------------
 
 
-class TimedVertex(VertexEmulator):
-    """The Vertex AI emulator (jobs recorded, not run), also recording when each POST started and
-    ended (perf_counter, comparable across processes on Linux: CLOCK_MONOTONIC), so its own time
-    can be subtracted."""
+class TimedVertex:
+    """The Vertex AI emulator (jobs recorded, not run) in a process of its own
+    (``bench.vertex_server``: why there), which records when each POST started and ended so its
+    own time can be subtracted."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.timings: list[tuple[float, float]] = []
-        self._timings_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [PYTHON, "-m", "bench.vertex_server"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self._process.stdout is not None
+        self.url = self._process.stdout.readline().decode().strip()
+        if not self.url.startswith("http://"):
+            self.stop()
+            raise BenchError(f"bench.vertex_server did not start (exit {self._process.poll()})")
 
-    def handler_class(self) -> type[JsonHandler]:
-        base = super().handler_class()
-        emulator = self
+    def _get(self, route: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}/_bench/{route}", timeout=30) as response:
+            return json.loads(response.read())
 
-        # (The emulator sets TCP_NODELAY itself: without it every launch measured 40 ms of Nagle.)
-        class Timed(base):  # type: ignore[valid-type,misc]
-            def do_POST(self) -> None:
-                started = time.perf_counter()
-                super().do_POST()
-                with emulator._timings_lock:
-                    emulator.timings.append((started, time.perf_counter()))
+    @property
+    def timings(self) -> list[tuple[float, float]]:
+        return [(a, b) for a, b in self._get("timings")["timings"]]
 
-        return Timed
+    @property
+    def stats(self) -> Stats:
+        return Stats(**self._get("stats"))
 
     def reset(self) -> None:
-        self.forget_pipeline_jobs()
-        with self._timings_lock:
-            self.timings.clear()
+        """Forget every job, zero the stats and timings: each repetition starts alike."""
+        self._get("reset")
+
+    def stop(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
 
-def timed_vertex() -> contextlib.AbstractContextManager[TimedVertex]:
-    """A ``TimedVertex`` on a free port with a temporary state directory."""
-    return ephemeral(TimedVertex)
+@contextlib.contextmanager
+def timed_vertex() -> Iterator[TimedVertex]:
+    vertex = TimedVertex()
+    try:
+        yield vertex
+    finally:
+        vertex.stop()
 
 
 class StorageStub:
