@@ -65,7 +65,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ephemeral(TimedEmulator) as vertex:
         print(vertex.url, flush=True)
-        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+        def until_stdin_closes() -> None:  # the harness closes it to stop us, or died
+            sys.stdin.read()
+            stop.set()
+
+        threading.Thread(target=until_stdin_closes, daemon=True).start()
         stop.wait()
     return 0
 
