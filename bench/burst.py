@@ -29,7 +29,7 @@ from bench.common import (
     Objects,
     StorageEvent,
     Subject,
-    TimedFakeVertex,
+    TimedVertex,
     median,
     object_name,
     serve,
@@ -113,7 +113,7 @@ def _send(url: str, stream: list[StorageEvent], concurrency: int) -> dict[str, A
 
 
 def _run(
-    subject: Subject, work: Path, vertex: TimedFakeVertex, objects: Objects, n_events: int, n_objects: int,
+    subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, n_events: int, n_objects: int,
     duplicate_share: float, seed: int,
 ) -> dict[str, Any]:  # fmt: skip
     vertex.reset()
@@ -139,7 +139,7 @@ def _run(
         "runs_created": created,
         "runs_expected": expected,
         "exactly_once": created == expected and sent["failed"] == 0,
-        "create_calls": vertex.stats.requests,
+        "create_calls": vertex.stats.create_calls,
         "redeliveries": sent["retried"],
         "failed": sent["failed"],
         "peak_rss_mb": rss,
@@ -148,7 +148,7 @@ def _run(
 
 
 def measure(
-    subjects: list[Subject], work: Path, vertex: TimedFakeVertex, objects: Objects, reps: int, events: int,
+    subjects: list[Subject], work: Path, vertex: TimedVertex, objects: Objects, reps: int, events: int,
     baseline_events: int, n_objects: int = 100, duplicate_share: float = 0.2,
 ) -> dict[str, Any]:  # fmt: skip
     result: dict[str, Any] = {}

@@ -1,5 +1,5 @@
 """What every benchmark shares: the two subjects (our bundle and the naive baseline), fresh
-processes measured with ``wait4`` (wall time and peak RSS), a fake Vertex server that records its
+processes measured with ``wait4`` (wall time and peak RSS), the Vertex AI emulator recording its
 own time per request, a stub of the storage calls the baseline's ``submit()`` makes, and events.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from stack.emulators import free_port
-from stack.fake_vertex import FakeVertex
 from stack.json_http import JsonHandler
+from stack.vertex.faults import Stats
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_DIR = REPO / "bench" / "baseline"
@@ -266,38 +266,54 @@ def served(subject: Subject, target: str, work: Path) -> Iterator[tuple[Child, s
 # --- fake servers ----------------------------------------------------------------------------
 
 
-class TimedFakeVertex(FakeVertex):
-    """The project's fake Vertex server, also recording when each POST started and ended (perf_counter,
-    comparable across processes on Linux: CLOCK_MONOTONIC), so its own time can be subtracted."""
+class TimedVertex:
+    """The Vertex AI emulator (jobs recorded, not run) in a process of its own
+    (``bench.vertex_server``: why there), which records when each POST started and ended so its
+    own time can be subtracted."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        self.timings: list[tuple[float, float]] = []
-        super().__init__(**kwargs)
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [PYTHON, "-m", "bench.vertex_server"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self._process.stdout is not None
+        self.url = self._process.stdout.readline().decode().strip()
+        if not self.url.startswith("http://"):
+            self.stop()
+            raise BenchError(f"bench.vertex_server did not start (exit {self._process.poll()})")
 
-    def _handler(self) -> type[JsonHandler]:
-        base = super()._handler()
-        fake = self
+    def _get(self, route: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}/_bench/{route}", timeout=30) as response:
+            return json.loads(response.read())
 
-        # (The fake sets TCP_NODELAY itself: without it every launch measured 40 ms of Nagle.)
-        class Timed(base):  # type: ignore[valid-type,misc]
-            def do_POST(self) -> None:
-                started = time.perf_counter()
-                super().do_POST()
-                with fake._lock:
-                    fake.timings.append((started, time.perf_counter()))
+    @property
+    def timings(self) -> list[tuple[float, float]]:
+        return [(a, b) for a, b in self._get("timings")["timings"]]
 
-        return Timed
-
-    def __enter__(self) -> TimedFakeVertex:
-        self.start()
-        return self
+    @property
+    def stats(self) -> Stats:
+        return Stats(**self._get("stats"))
 
     def reset(self) -> None:
-        with self._lock:
-            self.jobs.clear()
-            self.requests.clear()
-            self.timings.clear()
-            self.stats.requests = self.stats.created = self.stats.conflicts = 0
+        """Forget every job, zero the stats and timings: each repetition starts alike."""
+        self._get("reset")
+
+    def stop(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+@contextlib.contextmanager
+def timed_vertex() -> Iterator[TimedVertex]:
+    vertex = TimedVertex()
+    try:
+        yield vertex
+    finally:
+        vertex.stop()
 
 
 class StorageStub:

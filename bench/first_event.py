@@ -10,12 +10,10 @@ from typing import Any
 
 import requests
 
-from bench.common import BenchError, Objects, Subject, TimedFakeVertex, median, object_name, serve
+from bench.common import BenchError, Objects, Subject, TimedVertex, median, object_name, serve
 
 
-def _first(
-    subject: Subject, work: Path, vertex: TimedFakeVertex, objects: Objects, i: int
-) -> dict[str, float]:
+def _first(subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, i: int) -> dict[str, float]:
     vertex.reset()
     event = objects.event(object_name(i), f"first-{uuid.uuid4().hex}")
     child, url = serve(subject, "on_new_data", work)
@@ -44,7 +42,7 @@ def _first(
 
 
 def measure(
-    subjects: list[Subject], work: Path, vertex: TimedFakeVertex, objects: Objects, reps: int
+    subjects: list[Subject], work: Path, vertex: TimedVertex, objects: Objects, reps: int
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for subject in subjects:

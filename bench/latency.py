@@ -1,8 +1,8 @@
 """Warm latency: event in -> CreatePipelineJob out, over HTTP through functions-framework.
 
 One served instance per run, a few warm-up events, then ``events`` sequential storage events for
-new objects (each one a launch). Each event's latency is its HTTP round trip minus the fake
-Vertex server's own time for the call it caused (recorded server side), so what is left is
+new objects (each one a launch). Each event's latency is its HTTP round trip minus the Vertex
+AI emulator's own time for the call it caused (recorded server side), so what is left is
 functions-framework, our code and the network client. p50 and p99 per run; median over runs.
 """
 
@@ -19,7 +19,7 @@ from bench.common import (
     BenchError,
     Objects,
     Subject,
-    TimedFakeVertex,
+    TimedVertex,
     median,
     object_name,
     percentile,
@@ -30,8 +30,8 @@ from bench.common import (
 WARMUP = 5
 
 
-def _calls(vertex: TimedFakeVertex, seen: int, started: float, ended: float) -> list[tuple[float, float]]:
-    # The fake records a call after its answer is written: the client can read it a moment earlier.
+def _calls(vertex: TimedVertex, seen: int, started: float, ended: float) -> list[tuple[float, float]]:
+    # The emulator records a call after its answer is written: the client can read it a moment earlier.
     deadline = time.perf_counter() + 1.0
     while True:
         calls = [(a, b) for a, b in vertex.timings[seen:] if started <= a <= ended]
@@ -40,9 +40,7 @@ def _calls(vertex: TimedFakeVertex, seen: int, started: float, ended: float) -> 
         time.sleep(0.0002)
 
 
-def _run(
-    subject: Subject, work: Path, vertex: TimedFakeVertex, objects: Objects, events: int
-) -> dict[str, Any]:
+def _run(subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, events: int) -> dict[str, Any]:
     vertex.reset()
     latencies: list[float] = []
     round_trips: list[float] = []
@@ -77,7 +75,7 @@ def _run(
         "p99_ms": percentile(latencies, 99),
         "round_trip_p50_ms": percentile(round_trips, 50),
         "round_trip_p99_ms": percentile(round_trips, 99),
-        "fake_vertex_p50_ms": percentile(server, 50),
+        "vertex_emulator_p50_ms": percentile(server, 50),
         "cpu_ms_per_event": cpu * 1000 / max(len(latencies), 1),  # the function's process, any load
         "events": len(latencies),
     }
@@ -86,7 +84,7 @@ def _run(
 def measure(
     subjects: list[Subject],
     work: Path,
-    vertex: TimedFakeVertex,
+    vertex: TimedVertex,
     objects: Objects,
     reps: int,
     events: int,

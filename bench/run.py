@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import burst, cold_start, compile_bench, first_event, latency
-from bench.common import REPO, Objects, StorageStub, TimedFakeVertex, prepare_subjects
+from bench.common import REPO, Objects, StorageStub, prepare_subjects, timed_vertex
 
 RESULTS = REPO / "bench" / "results" / "latest.json"
 
@@ -71,7 +71,7 @@ def run(config: Config, work: Path) -> dict[str, Any]:
     started = time.time()
     load_before = os.getloadavg()
     figures: dict[str, Any] = {}
-    with TimedFakeVertex() as vertex, StorageStub() as stub, start_fake_gcs(work / "fake-gcs") as gcs:
+    with timed_vertex() as vertex, StorageStub() as stub, start_fake_gcs(work / "fake-gcs") as gcs:
         subjects = prepare_subjects(work, vertex.url, gcs.host, stub.url)
         objects = Objects(gcs.host)
         print(f"bench: work dir {work}", file=sys.stderr)

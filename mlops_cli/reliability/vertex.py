@@ -1,14 +1,16 @@
-"""The Vertex AI stand-in of the reliability run, behind the few calls the run needs.
+"""The Vertex AI of the reliability run: the emulator (``stack/vertex``), behind the few calls the
+run needs.
 
-The functions call ``pipelineJobs.create`` (and ``get``, for ``concurrency:``) on ``url``; the run
-sets the share of create calls that fail and reads back what was created. Today this is the
-fault-injecting fake of ``stack/fake_vertex.py``; a full emulator with the same fault options
-replaces it here, in ``start_vertex``, and nowhere else.
+The functions call ``pipelineJobs.create`` (and ``get``, for ``concurrency:``) on ``url``; the
+emulator parses every body with the aiplatform_v1 ``PipelineJob`` proto (unknown fields refused),
+fails a share of create calls, records the jobs without running them (``execute="none"``), and the
+run reads back what was created.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +30,7 @@ class VertexUnderTest(Protocol):
     def url(self) -> str: ...
 
     def jobs(self) -> Mapping[str, Mapping[str, Any]]:
-        """Job id -> the PipelineJob as created."""
+        """Job id -> the PipelineJob as created (REST JSON)."""
         ...
 
     def stats(self) -> dict[str, Any]:
@@ -38,29 +40,31 @@ class VertexUnderTest(Protocol):
     def stop(self) -> None: ...
 
 
-class _Fake:
+class _Emulator:
     def __init__(self, faults: FaultPlan) -> None:
-        from stack.fake_vertex import FakeVertex, Faults
+        from stack.vertex import Faults, ephemeral_emulator
 
-        self._fake = FakeVertex(
-            Faults(rate=faults.rate, timeout_seconds=faults.stall_seconds, seed=faults.seed)
+        self._stack = ExitStack()
+        self._vertex = self._stack.enter_context(
+            ephemeral_emulator(
+                Faults(rate=faults.rate, timeout_seconds=faults.stall_seconds, seed=faults.seed)
+            )
         )
-        self._fake.start()
 
     @property
     def url(self) -> str:
-        return self._fake.url
+        return self._vertex.url
 
     def jobs(self) -> Mapping[str, Mapping[str, Any]]:
-        return dict(self._fake.jobs)
+        return self._vertex.created_jobs()
 
     def stats(self) -> dict[str, Any]:
-        s = self._fake.stats
-        return {"create_calls": len(self._fake.requests), "conflicts": s.conflicts, "faults": dict(s.faults)}
+        s = self._vertex.stats
+        return {"create_calls": s.create_calls, "conflicts": s.conflicts, "faults": dict(s.faults)}
 
     def stop(self) -> None:
-        self._fake.stop()
+        self._stack.close()
 
 
 def start_vertex(faults: FaultPlan) -> VertexUnderTest:
-    return _Fake(faults)
+    return _Emulator(faults)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,14 +74,34 @@ class JobNotFoundError(PermanentLaunchError):
 FAILED_STATES = frozenset({"PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"})
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate in its strings replaced by U+FFFD.
+
+    A Python str may hold one (JSON ``"\\udfff"`` in an event, a client that cut a string inside an
+    emoji), but a proto string is UTF-8: Vertex refuses such a body with 400 INVALID_ARGUMENT, and
+    the launch would fail forever. The job id is derived from the event as received, so a
+    redelivery still finds the same job.
+    """
+    if isinstance(value, str):
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {valid_unicode(k): valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [valid_unicode(v) for v in value]
+    return value
+
+
 def _job_fields(request: RunRequest, config: VertexConfig) -> dict[str, Any]:
     """Everything of the PipelineJob but its name and spec."""
     fields: dict[str, Any] = {
-        "labels": dict(request.labels),
+        "labels": valid_unicode(dict(request.labels)),
         "runtimeConfig": {
             "gcsOutputDirectory": config.pipeline_root,
             # A null is not a value of any parameter type: leave it out, as the SDK does.
-            "parameterValues": {k: v for k, v in request.parameters.items() if v is not None},
+            "parameterValues": valid_unicode({k: v for k, v in request.parameters.items() if v is not None}),
         },
     }
     if config.service_account:

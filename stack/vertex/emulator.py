@@ -14,10 +14,12 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from google.protobuf.message import Message
 
+from stack.json_http import JsonHandler
+from stack.vertex import protos
 from stack.vertex.audit import DEFAULT_PRINCIPAL, AuditSink
 from stack.vertex.context import Caller, Context
 from stack.vertex.endpoints import Endpoints
@@ -87,7 +89,7 @@ class VertexEmulator:
         self.endpoints = Endpoints(self.ctx, self.models, self.serving, predict_seed)
         self.routes = build_routes()
         self._methods = self._method_table()
-        self._server = Server((host, port), handler_class(self))
+        self._server = Server((host, port), self.handler_class())
         self.ctx.url = self.url
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="vertex-emulator", daemon=True
@@ -102,7 +104,7 @@ class VertexEmulator:
     def audit_outbox(self) -> Path:
         return self.state_dir / AUDIT_OUTBOX
 
-    def start(self) -> VertexEmulator:
+    def start(self) -> Self:
         """Reload the state directory (restarting deployed models) and serve."""
         self.operations.load()
         self.models.load()
@@ -122,7 +124,7 @@ class VertexEmulator:
         self.operations.join(timeout=5.0)
         self.audit.close()
 
-    def __enter__(self) -> VertexEmulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -131,6 +133,22 @@ class VertexEmulator:
     def set_job_state(self, name: str, state: str) -> None:
         """Force a pipeline job's state (``PIPELINE_STATE_FAILED``...), e.g. to test what reads it."""
         self.jobs.set_state(name, state)
+
+    def created_jobs(self) -> dict[str, dict[str, Any]]:
+        """Job id -> the PipelineJob as stored, in REST JSON (camelCase; what ``get`` answers), in
+        creation order. What tests assert on: the body as the proto parsed it, not as it was sent."""
+        return {job.name.rsplit("/", 1)[-1]: protos.to_dict(job) for job in self.jobs.created()}
+
+    def forget_pipeline_jobs(self) -> None:
+        """Drop every pipeline job and zero ``stats``: a benchmark's repetitions start alike."""
+        self.jobs.forget_all()
+        with self._stats_lock:
+            self.stats.requests = self.stats.create_calls = self.stats.created = self.stats.conflicts = 0
+            self.stats.faults.clear()
+
+    def handler_class(self) -> type[JsonHandler]:
+        """The HTTP handler; a subclass may wrap it (the benchmarks time each create call)."""
+        return handler_class(self)
 
     # --- dispatch -----------------------------------------------------------------------------
 
@@ -185,7 +203,11 @@ class VertexEmulator:
 
         if faults.delay_seconds:
             sleep(faults.delay_seconds, stopping)
+        with self._stats_lock:
+            self.stats.create_calls += 1
         fault = self._plan.draw()
+        if fault == "400":
+            raise ApiError("INVALID_ARGUMENT", "injected fault: 400 (a permanent rejection)")
         if fault == "429":
             raise ApiError("RESOURCE_EXHAUSTED", "injected fault: 429 (quota)")
         if fault == "503":

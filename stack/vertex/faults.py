@@ -1,9 +1,10 @@
-"""Fault injection on ``pipelineJobs.create`` and the counters the reliability run reads.
+"""Fault injection on ``pipelineJobs.create`` and the counters tests and the reliability run read.
 
-Same meaning as ``stack.fake_vertex.Faults``: a share of create calls (``rate``, decided per call
-from a seeded RNG) answered 429 or 503, stalled past the client's time-out (``timeout``: then
-503), or stalled *after* the job was created (``timeout_after_create``: the case idempotent job
-ids exist for); ``delay_seconds`` is added to every create.
+A share of create calls (``rate``, decided per call from a seeded RNG) answered 429
+``RESOURCE_EXHAUSTED`` or 503 ``UNAVAILABLE``, stalled past the client's time-out (``timeout``:
+then 503), or stalled *after* the job was created (``timeout_after_create``: the case idempotent
+job ids exist for); ``delay_seconds`` is added to every create. ``"400"`` (a permanent rejection,
+``INVALID_ARGUMENT``) is not among the default kinds: a run of transient faults must not lose events.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 
 KINDS = ("429", "503", "timeout", "timeout_after_create")
+ALL_KINDS = (*KINDS, "400")
 
 
 @dataclass
@@ -24,23 +26,25 @@ class Faults:
     seed: int = 7
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.kinds) - set(KINDS))
+        unknown = sorted(set(self.kinds) - set(ALL_KINDS))
         if unknown:
-            raise ValueError(f"unknown fault kinds {unknown} (known: {', '.join(KINDS)})")
+            raise ValueError(f"unknown fault kinds {unknown} (known: {', '.join(ALL_KINDS)})")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"fault rate must be within [0, 1], got {self.rate}")
 
 
 @dataclass
 class Stats:
-    requests: int = 0
+    requests: int = 0  # every HTTP request, any method
+    create_calls: int = 0  # pipelineJobs.create requests that parsed, faulted or not
     created: int = 0
-    conflicts: int = 0
+    conflicts: int = 0  # creates answered 409 ALREADY_EXISTS
     faults: dict[str, int] = field(default_factory=dict)
 
 
 class FaultPlan:
-    """Draws the fault (or none) of each create call, counting what it drew."""
+    """Draws the fault (or none) of each create call, counting what it drew. ``faults`` is read at
+    each draw, so a test may change ``rate`` and ``kinds`` while the emulator runs."""
 
     def __init__(self, faults: Faults, stats: Stats) -> None:
         self.faults = faults
@@ -53,5 +57,7 @@ class FaultPlan:
             if not self.faults.kinds or self._rng.random() >= self.faults.rate:
                 return None
             kind = self._rng.choice(self.faults.kinds)
+            if kind not in ALL_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r} (known: {', '.join(ALL_KINDS)})")
             self._stats.faults[kind] = self._stats.faults.get(kind, 0) + 1
             return kind

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -214,6 +215,23 @@ class PipelineJobs:
                 job.end_time.CopyFrom(protos.timestamp())
             job.update_time.CopyFrom(protos.timestamp())
             self._save(job)
+
+    def created(self) -> tuple[Any, ...]:
+        """Every job (copies), in creation order."""
+        with self.ctx.lock:
+            return tuple(self._copy(self._find(name)) for name in tuple(self._jobs))
+
+    def forget_all(self) -> None:
+        """Stop every worker and drop every job, from memory and from the state directory."""
+        self.stop()
+        with self.ctx.lock:
+            for name in self._jobs:
+                self.ctx.store.delete(name)
+                shutil.rmtree(self.job_dir(name), ignore_errors=True)
+            self._jobs.clear()
+            self._cancelled.clear()
+            self._mtimes.clear()
+            self._stopping = False
 
     def stop(self) -> None:
         with self.ctx.lock:

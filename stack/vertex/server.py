@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable, Mapping
 from http.server import ThreadingHTTPServer
@@ -180,6 +181,11 @@ def handler_class(emulator: VertexEmulator) -> type[JsonHandler]:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that died mid-request (the reliability run kills instances)
+        super().handle_error(request, client_address)
 
 
 def sleep(seconds: float, stop: Callable[[], bool]) -> None:

@@ -1,5 +1,5 @@
-"""``mlops-events replay`` against the real function over HTTP (functions-framework's app, the fake
-Vertex server): what the function did with each record, exit codes, no self-feeding, encoding."""
+"""``mlops-events replay`` against the real function over HTTP (functions-framework's app, the
+Vertex AI emulator): what the function did with each record, exit codes, no self-feeding, encoding."""
 
 from __future__ import annotations
 
@@ -17,14 +17,16 @@ from functions.dead_letter import make_record
 from functions.runtime import reset_runtime
 from mlops_cli import cmd_replay
 from mlops_cli.cmd_reliability import pubsub_event, stub_templates
-from stack.fake_vertex import FakeVertex, Faults
+from stack.vertex import Faults, VertexEmulator, ephemeral_emulator
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 RUN = {"pipeline": "training", "parameters": {"data_uri": "gs://data/y.csv", "model_name": "m"}}
 
 
 @pytest.fixture
-def function_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str, FakeVertex, Path]]:
+def function_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[str, VertexEmulator, Path]]:
     import functions_framework
     from werkzeug.serving import make_server
 
@@ -36,7 +38,7 @@ def function_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tu
         "K_SERVICE",
     ):
         monkeypatch.delenv(name, raising=False)
-    with FakeVertex(Faults(rate=0.0)) as vertex:
+    with ephemeral_emulator(Faults(rate=0.0)) as vertex:
         for k, v in {
             "GOOGLE_CLOUD_PROJECT": "p",
             "DATA_BUCKET": "data",
@@ -94,14 +96,14 @@ def lines(directory: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_each_record_is_reported_with_what_the_function_did(
-    function_url: tuple[str, FakeVertex, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    function_url: tuple[str, VertexEmulator, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, vertex, dead = function_url
     source = tmp_path / "replay"
     bad = {"pipeline": "training", "parameters": {"service_account": "x@evil"}}
     write(source / "dead-letters-1.jsonl", record(RUN, "m1"), record(bad, "m2"))
     code, out = replay(source, url, capsys)
-    assert len(vertex.jobs) == 1, out
+    assert len(vertex.created_jobs()) == 1, out
     launched, again, summary = out.strip().splitlines()
     assert launched.startswith("launched") and "(created)" in launched
     # Answered 200, but dead-lettered again: said so, with the new reason, and the exit is 1.
@@ -116,7 +118,7 @@ def test_each_record_is_reported_with_what_the_function_did(
 
 @pytest.mark.slow
 def test_records_written_during_the_replay_are_not_replayed_in_it(
-    function_url: tuple[str, FakeVertex, Path], capsys: pytest.CaptureFixture[str]
+    function_url: tuple[str, VertexEmulator, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, _, dead = function_url
     bad = {"pipeline": "nope"}
@@ -132,7 +134,7 @@ def test_records_written_during_the_replay_are_not_replayed_in_it(
 
 @pytest.mark.slow
 def test_attributes_arrive_as_recorded_and_a_bad_record_does_not_stop_the_rest(
-    function_url: tuple[str, FakeVertex, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    function_url: tuple[str, VertexEmulator, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, vertex, dead = function_url
     source = tmp_path / "replay"
@@ -152,7 +154,7 @@ def test_attributes_arrive_as_recorded_and_a_bad_record_does_not_stop_the_rest(
     assert [r["event"]["attributes"].get("subject") for r in again] == ["données/€ 100%", None]
     assert again[1]["event"]["attributes"]["id"] == "projects/p/logs/cloudaudit.googleapis.com%2Factivity-x1"
     assert third.startswith("FAILED") and "Error" in third  # the record, not the replay, is broken
-    assert fourth.startswith("launched") and len(vertex.jobs) == 1
+    assert fourth.startswith("launched") and len(vertex.created_jobs()) == 1
     assert "2 dead-lettered again, 1 failed" in summary and code == 1
 
 

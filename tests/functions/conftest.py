@@ -1,4 +1,4 @@
-"""Fixtures for the functions: compiled templates, a fake Vertex server, the real app in process."""
+"""Fixtures for the functions: compiled templates, the Vertex AI emulator (jobs recorded, not run), the real app in process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from functions.runtime import reset_runtime
-from stack.fake_vertex import FakeVertex
+from stack.vertex import VertexEmulator, ephemeral_emulator
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE_SA = "pipelines@demo-project.iam.gserviceaccount.com"
@@ -27,16 +27,16 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def vertex() -> Iterator[FakeVertex]:
-    with FakeVertex() as fake:
-        yield fake
+def vertex() -> Iterator[VertexEmulator]:
+    with ephemeral_emulator() as emulator:
+        yield emulator
 
 
 @pytest.fixture
 def function_env(
-    monkeypatch: pytest.MonkeyPatch, templates: Path, vertex: FakeVertex, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, templates: Path, vertex: VertexEmulator, tmp_path: Path
 ) -> Path:
-    """The settings a deployed function has, pointed at the fake Vertex. Returns the dead-letter dir."""
+    """The settings a deployed function has, pointed at the Vertex AI emulator. Returns the dead-letter dir."""
     dead = tmp_path / "dead-letters"
     env = {
         "GOOGLE_CLOUD_PROJECT": "demo-project",

@@ -12,7 +12,7 @@ from functions import dead_letter
 from functions.runtime import reset_runtime
 from mlops_cli import cmd_replay
 from mlops_cli.reliability.events import incident, pubsub_event
-from stack.fake_vertex import FakeVertex
+from stack.vertex import VertexEmulator
 from tests.functions.conftest import dead_letters
 
 LOGGING_LIMIT = 256 * 1024  # Cloud Logging's limit for one entry
@@ -73,7 +73,7 @@ def test_huge_attributes_and_reasons_are_bounded_too() -> None:
 
 
 def test_guard_state_is_released_when_a_launch_fails_permanently(
-    client, function_env: Path, vertex: FakeVertex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client, function_env: Path, vertex: VertexEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(
@@ -93,15 +93,15 @@ def test_guard_state_is_released_when_a_launch_fails_permanently(
     second = pubsub_event("on_monitoring_alert", "a", incident("inc-2", "open", "churn"), message_id="2")
     assert app.post("/", data=second.body, headers=second.headers).status_code == 200
     # Neither the cooldown nor the active-run claim of the job that never existed holds it back.
-    (job,) = vertex.jobs.values()
+    (job,) = vertex.created_jobs().values()
     assert job["runtimeConfig"]["parameterValues"]["trigger"] == "inc-2"
     third = pubsub_event("on_monitoring_alert", "a", incident("inc-3", "open", "churn"), message_id="3")
     assert app.post("/", data=third.body, headers=third.headers).status_code == 200
-    assert len(vertex.jobs) == 1  # and the cooldown now holds, citing the job that exists
+    assert len(vertex.created_jobs()) == 1  # and the cooldown now holds, citing the job that exists
 
 
 def test_a_reused_idempotency_key_with_other_parameters_is_rejected_naming_both(
-    client, function_env: Path, vertex: FakeVertex
+    client, function_env: Path, vertex: VertexEmulator
 ) -> None:
     app = client("on_run_request")
     base = {"pipeline": "training", "idempotency_key": "nightly-2026-12-01"}
@@ -110,7 +110,7 @@ def test_a_reused_idempotency_key_with_other_parameters_is_rejected_naming_both(
     for i, payload in enumerate((first, first, other)):
         d = pubsub_event("on_run_request", "r", payload, message_id=f"m-{i}")
         assert app.post("/", data=d.body, headers=d.headers).status_code == 200
-    assert len(vertex.jobs) == 1
+    assert len(vertex.created_jobs()) == 1
     (record,) = dead_letters(function_env)
     assert '"nightly-2026-12-01" was already used with other parameters' in record["reason"]
     assert "gs://demo-data/a.csv" in record["reason"] and "gs://demo-data/b.csv" in record["reason"]

@@ -1,4 +1,4 @@
-"""The four entry points in the real functions-framework app, against the fake Vertex server."""
+"""The four entry points in the real functions-framework app, against the Vertex AI emulator."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from functions.dead_letter import full_record
-from stack.fake_vertex import FakeVertex
+from stack.vertex import VertexEmulator
 from tests import samples
 from tests.functions.conftest import PIPELINE_SA, dead_letters
 
@@ -25,13 +25,13 @@ def post_structured(client, doc: dict):
 
 
 def test_storage_event_creates_one_job_with_everything_vertex_needs(
-    client, vertex: FakeVertex, templates: Path
+    client, vertex: VertexEmulator, templates: Path
 ) -> None:
     app = client("on_new_data")
     doc = samples.storage_event("incoming/churn/2024-05-01.csv", generation="1714557492345678")
     assert post_binary(app, doc).status_code == 200
 
-    ((job_id, body),) = vertex.jobs.items()
+    ((job_id, body),) = vertex.created_jobs().items()
     assert job_id.startswith("training-new-training-data-")
     assert body["serviceAccount"] == PIPELINE_SA
     assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://demo-data/pipeline-root"
@@ -56,26 +56,26 @@ def test_storage_event_creates_one_job_with_everything_vertex_needs(
     assert tasks and all(t["cachingOptions"] == {"enableCache": False} for t in tasks.values())
 
 
-def test_five_deliveries_and_a_new_event_id_create_exactly_one_job(client, vertex: FakeVertex) -> None:
+def test_five_deliveries_and_a_new_event_id_create_exactly_one_job(client, vertex: VertexEmulator) -> None:
     app = client("on_new_data")
     doc = samples.storage_event(generation=42, event_id="original")
     for _ in range(5):
         assert post_binary(app, doc).status_code == 200
     # Google Cloud Storage can deliver the same generation again under a new event id.
     assert post_structured(app, {**doc, "id": "another-id"}).status_code == 200
-    assert len(vertex.jobs) == 1
+    assert len(vertex.created_jobs()) == 1
     assert vertex.stats.created == 1
     assert vertex.stats.conflicts == 5
 
 
-def test_structured_and_binary_modes_are_the_same_event(client, vertex: FakeVertex) -> None:
+def test_structured_and_binary_modes_are_the_same_event(client, vertex: VertexEmulator) -> None:
     app = client("on_new_data")
     post_structured(app, samples.storage_event(generation=1))
     post_binary(app, samples.storage_event(generation=1, event_id="x"))
-    assert len(vertex.jobs) == 1
+    assert len(vertex.created_jobs()) == 1
 
 
-def test_alert_registry_and_run_request_entry_points_launch(client, vertex: FakeVertex) -> None:
+def test_alert_registry_and_run_request_entry_points_launch(client, vertex: VertexEmulator) -> None:
     assert (
         post_structured(
             client("on_monitoring_alert"), samples.load("monitoring-incident-open.json")
@@ -89,11 +89,11 @@ def test_alert_registry_and_run_request_entry_points_launch(client, vertex: Fake
         == 200
     )
     assert post_structured(client("on_run_request"), samples.load("run-request.json")).status_code == 200
-    pipelines = sorted(body["labels"]["mlops-pipeline"] for body in vertex.jobs.values())
+    pipelines = sorted(body["labels"]["mlops-pipeline"] for body in vertex.created_jobs().values())
     assert pipelines == ["deployment", "retraining", "training"]
 
 
-def test_raw_pubsub_push_envelope_is_accepted(client, vertex: FakeVertex) -> None:
+def test_raw_pubsub_push_envelope_is_accepted(client, vertex: VertexEmulator) -> None:
     payload = {
         "pipeline": "batch_prediction",
         "parameters": {"model_name": "churn", "data_uri": "gs://demo-data/x.csv"},
@@ -108,11 +108,11 @@ def test_raw_pubsub_push_envelope_is_accepted(client, vertex: FakeVertex) -> Non
     }
     response = client("on_run_request").post("/projects/demo-project/topics/mlops-run-requests", json=push)
     assert response.status_code == 200
-    (body,) = vertex.jobs.values()
+    (body,) = vertex.created_jobs().values()
     assert body["runtimeConfig"]["parameterValues"]["model_name"] == "churn"
 
 
-def test_skips_launch_nothing_and_record_nothing(client, vertex: FakeVertex, function_env: Path) -> None:
+def test_skips_launch_nothing_and_record_nothing(client, vertex: VertexEmulator, function_env: Path) -> None:
     assert post_binary(client("on_new_data"), samples.storage_event("incoming/readme.txt")).status_code == 200
     assert (
         post_structured(
@@ -120,7 +120,7 @@ def test_skips_launch_nothing_and_record_nothing(client, vertex: FakeVertex, fun
         ).status_code
         == 200
     )
-    assert vertex.jobs == {}
+    assert vertex.created_jobs() == {}
     assert dead_letters(function_env) == []
 
 
@@ -200,7 +200,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("target", "headers", "body", "reason"), MALFORMED)
 def test_malformed_input_is_dead_lettered_never_launched_never_5xx(
-    client, vertex: FakeVertex, function_env: Path, target: str, headers, body, reason: str
+    client, vertex: VertexEmulator, function_env: Path, target: str, headers, body, reason: str
 ) -> None:
     app = client(target)
     if body is None:  # an audit entry of a ModelService method we do not handle
@@ -214,7 +214,7 @@ def test_malformed_input_is_dead_lettered_never_launched_never_5xx(
     else:
         response = app.post("/", data=body, headers=headers)
     assert response.status_code < 500
-    assert vertex.jobs == {}
+    assert vertex.created_jobs() == {}
     records = dead_letters(function_env)
     if target == "on_model_registry_event":
         # An unhandled ModelService method is a valid audit event that no rule wants: skipped, not dead.
@@ -228,9 +228,9 @@ def test_malformed_input_is_dead_lettered_never_launched_never_5xx(
 
 
 def test_transient_vertex_failure_answers_500_and_the_retry_launches_once(client, monkeypatch) -> None:
-    from stack.fake_vertex import Faults
+    from stack.vertex import Faults, ephemeral_emulator
 
-    with FakeVertex(Faults(rate=1.0, kinds=("503",))) as failing:
+    with ephemeral_emulator(Faults(rate=1.0, kinds=("503",))) as failing:
         monkeypatch.setenv("VERTEX_API_ENDPOINT", failing.url)
         from functions.runtime import reset_runtime
 
@@ -241,7 +241,7 @@ def test_transient_vertex_failure_answers_500_and_the_retry_launches_once(client
         failing.faults.rate = 0.0
         assert post_binary(app, doc).status_code == 200
         assert post_binary(app, doc).status_code == 200
-        assert list(failing.jobs) and failing.stats.created == 1
+        assert list(failing.created_jobs()) and failing.stats.created == 1
 
 
 def test_events_older_than_the_maximum_age_are_dropped_with_a_record(
@@ -254,7 +254,7 @@ def test_events_older_than_the_maximum_age_are_dropped_with_a_record(
     doc = samples.storage_event()
     doc["time"] = "2020-01-01T00:00:00Z"
     assert post_structured(client("on_new_data"), doc).status_code == 200
-    assert vertex.jobs == {}
+    assert vertex.created_jobs() == {}
     (record,) = dead_letters(function_env)
     assert "older than MAX_EVENT_AGE_SECONDS=3600" in record["reason"]
 
@@ -266,6 +266,6 @@ def test_one_structured_log_line_per_event(client, vertex, capsys) -> None:
     assert entry["severity"] == "INFO"
     assert entry["decision"] == "launch"
     assert entry["rule"] == "new-training-data"
-    assert entry["job_id"] in vertex.jobs
+    assert entry["job_id"] in vertex.created_jobs()
     assert entry["event_id"] == "e1"
     assert entry["message"].startswith("launch training as ")

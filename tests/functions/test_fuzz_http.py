@@ -27,7 +27,7 @@ from functions.runtime import reset_runtime
 from mlops_cli.reliability import stub_templates
 from mlops_cli.reliability.instances import Instance, wait_ready
 from stack.emulators import free_port
-from stack.fake_vertex import FakeVertex
+from stack.vertex import ephemeral_emulator
 
 pytestmark = pytest.mark.slow
 
@@ -247,7 +247,7 @@ def instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         "K_SERVICE",
     ):
         monkeypatch.delenv(name, raising=False)
-    with FakeVertex() as vertex:
+    with ephemeral_emulator() as vertex:
         env = {
             **os.environ,
             "GOOGLE_CLOUD_PROJECT": "p",

@@ -16,7 +16,7 @@ from functions.guards import Guards
 from mlops_cli.reliability.events import incident, pubsub_event, storage_event
 from mlops_cli.reliability.instances import Instance, wait_ready
 from stack.emulators import free_port
-from stack.fake_vertex import FakeVertex
+from stack.vertex import VertexEmulator
 from tests.functions.conftest import dead_letters
 
 CE = {
@@ -53,17 +53,17 @@ BEFORE_THE_FUNCTION = [
 
 @pytest.mark.parametrize(("headers", "body", "reason"), BEFORE_THE_FUNCTION)
 def test_errors_before_the_function_are_dead_lettered_and_acknowledged(
-    client, function_env: Path, vertex: FakeVertex, headers: dict[str, str], body: bytes, reason: str
+    client, function_env: Path, vertex: VertexEmulator, headers: dict[str, str], body: bytes, reason: str
 ) -> None:
     response = client("on_new_data").post("/", data=body, headers=headers)
     assert response.status_code == 200, response.data[:300]
     (record,) = dead_letters(function_env)
     assert record["entry_point"] == "on_new_data" and reason in record["reason"]
-    assert vertex.jobs == {}
+    assert vertex.created_jobs() == {}
 
 
 def test_a_lone_surrogate_in_an_identity_launches_instead_of_failing_forever(
-    client, function_env: Path, vertex: FakeVertex
+    client, function_env: Path, vertex: VertexEmulator
 ) -> None:
     key = json.loads('"\\ud800"')
     request = {"pipeline": "training", "parameters": {"data_uri": "gs://demo-data/x.csv", "model_name": "m"}}
@@ -74,7 +74,10 @@ def test_a_lone_surrogate_in_an_identity_launches_instead_of_failing_forever(
     for entry_point, d in (("on_run_request", run), ("on_monitoring_alert", alert)):
         for _ in range(2):  # a redelivery finds the same job
             assert client(entry_point).post("/", data=d.body, headers=d.headers).status_code == 200
-    assert sorted(j["labels"]["mlops-pipeline"] for j in vertex.jobs.values()) == ["retraining", "training"]
+    assert sorted(j["labels"]["mlops-pipeline"] for j in vertex.created_jobs().values()) == [
+        "retraining",
+        "training",
+    ]
     assert dead_letters(function_env) == []
 
 
@@ -113,7 +116,7 @@ def test_unexpected_exceptions_in_routing_and_guards_are_permanent_unless_a_retr
 
 
 def test_an_event_far_in_the_future_is_rejected_within_the_skew_allowed(
-    client, function_env: Path, vertex: FakeVertex, monkeypatch: pytest.MonkeyPatch
+    client, function_env: Path, vertex: VertexEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAX_EVENT_AGE_SECONDS", "86400")
     runtime_module.reset_runtime()
@@ -126,7 +129,7 @@ def test_an_event_far_in_the_future_is_rejected_within_the_skew_allowed(
     assert len(reasons) == 2 and all(
         "in the future" in r and "MAX_EVENT_FUTURE_SECONDS=300" in r for r in reasons
     )
-    assert len(vertex.jobs) == 1  # 60 s ahead: within the allowance
+    assert len(vertex.created_jobs()) == 1  # 60 s ahead: within the allowance
 
 
 def test_a_rejected_event_delivered_again_is_recorded_once(client, function_env: Path) -> None:

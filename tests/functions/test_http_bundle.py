@@ -16,7 +16,7 @@ import pytest
 
 from functions.bundle import build_bundle
 from stack.emulators import free_port
-from stack.fake_vertex import FakeVertex
+from stack.vertex import VertexEmulator, ephemeral_emulator
 from tests import samples
 
 pytestmark = pytest.mark.slow
@@ -51,10 +51,10 @@ def post(url: str, headers: dict[str, str], body: bytes) -> int:
 
 
 @pytest.fixture
-def served(bundle: Path, tmp_path: Path) -> Iterator[tuple[str, FakeVertex, Path]]:
+def served(bundle: Path, tmp_path: Path) -> Iterator[tuple[str, VertexEmulator, Path]]:
     port = free_port()
     dead = tmp_path / "dead"
-    with FakeVertex() as vertex:
+    with ephemeral_emulator() as vertex:
         env = {
             **os.environ,
             "GOOGLE_CLOUD_PROJECT": "demo-project",
@@ -102,14 +102,14 @@ def served(bundle: Path, tmp_path: Path) -> Iterator[tuple[str, FakeVertex, Path
             proc.wait(timeout=10)
 
 
-def test_served_bundle_launches_once_over_http(served: tuple[str, FakeVertex, Path]) -> None:
+def test_served_bundle_launches_once_over_http(served: tuple[str, VertexEmulator, Path]) -> None:
     url, vertex, dead = served
     doc = samples.storage_event("incoming/churn/a.csv", generation=5)
     headers, body = samples.binary_request(doc)
     codes = [post(url, {**headers, "ce-id": f"delivery-{i}"}, body) for i in range(5)]
     assert codes == [200] * 5
-    assert len(vertex.jobs) == 1
-    (body_sent,) = vertex.jobs.values()
+    assert len(vertex.created_jobs()) == 1
+    (body_sent,) = vertex.created_jobs().values()
     assert body_sent["serviceAccount"] == "pipelines@demo-project.iam.gserviceaccount.com"
 
     # Not a CloudEvent at all: acknowledged (Eventarc would retry a 4xx) and recorded.
@@ -117,4 +117,4 @@ def test_served_bundle_launches_once_over_http(served: tuple[str, FakeVertex, Pa
     records = [json.loads(line) for f in dead.glob("*.jsonl") for line in f.read_text().splitlines()]
     assert len(records) == 1
     assert "missing header(s): ce-id, ce-source, ce-specversion" in records[0]["reason"]
-    assert len(vertex.jobs) == 1
+    assert len(vertex.created_jobs()) == 1

@@ -23,19 +23,19 @@ from mlops_cli.cmd_reliability import (
     storage_event,
     stub_templates,
 )
-from stack.fake_vertex import FakeVertex, Faults
+from stack.vertex import Faults, VertexEmulator, ephemeral_emulator
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 
 
 @pytest.fixture
-def vertex() -> Iterator[FakeVertex]:
-    with FakeVertex(Faults(rate=0.2, timeout_seconds=0.6, seed=3)) as fake:
-        yield fake
+def vertex() -> Iterator[VertexEmulator]:
+    with ephemeral_emulator(Faults(rate=0.2, timeout_seconds=0.6, seed=3)) as emulator:
+        yield emulator
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vertex: FakeVertex) -> Path:
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vertex: VertexEmulator) -> Path:
     for name in (
         "STORAGE_EMULATOR_HOST",
         "DEAD_LETTER_TOPIC",
@@ -81,7 +81,7 @@ def dead_letters(tmp: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_faults_duplicates_and_concurrency_lead_to_exactly_one_run_each(
-    env: Path, vertex: FakeVertex
+    env: Path, vertex: VertexEmulator
 ) -> None:
     data, alerts, requests = client("on_new_data"), client("on_monitoring_alert"), client("on_run_request")
     events = [storage_event("data", f"incoming/m/f{i}.csv", 100 + i, 9) for i in range(12)]
@@ -121,11 +121,11 @@ def test_faults_duplicates_and_concurrency_lead_to_exactly_one_run_each(
     assert sum(vertex.stats.faults.values()) > 0 and attempts > 2 * len(
         events
     )  # faults were hit, and retried
-    pipelines = sorted(job["labels"]["mlops-pipeline"] for job in vertex.jobs.values())
+    pipelines = sorted(job["labels"]["mlops-pipeline"] for job in vertex.created_jobs().values())
     assert pipelines == ["retraining"] + ["training"] * 13
     uris = sorted(
         job["runtimeConfig"]["parameterValues"]["data_uri"]
-        for job in vertex.jobs.values()
+        for job in vertex.created_jobs().values()
         if "retraining" not in job["labels"]["mlops-pipeline"]
     )
     assert uris == sorted(
@@ -135,15 +135,15 @@ def test_faults_duplicates_and_concurrency_lead_to_exactly_one_run_each(
 
 
 @pytest.mark.slow
-def test_timeout_after_create_counts_as_success(env: Path, vertex: FakeVertex) -> None:
+def test_timeout_after_create_counts_as_success(env: Path, vertex: VertexEmulator) -> None:
     vertex.faults.rate, vertex.faults.kinds = 1.0, ("timeout_after_create",)
     app = client("on_new_data")
     d = storage_event("data", "incoming/m/slow.csv", 7, 9)
     assert app.post("/", data=d.body, headers=d.headers).status_code == 500  # the client timed out...
-    assert len(vertex.jobs) == 1  # ...but the job was created
+    assert len(vertex.created_jobs()) == 1  # ...but the job was created
     vertex.faults.rate = 0.0
     assert app.post("/", data=d.body, headers=d.headers).status_code == 200  # redelivery: 409 = success
-    assert len(vertex.jobs) == 1 and vertex.stats.conflicts == 1
+    assert len(vertex.created_jobs()) == 1 and vertex.stats.conflicts == 1
 
 
 BAD: list[tuple[str, dict[str, str], bytes]] = [
@@ -254,7 +254,7 @@ def test_fuzzed_deliveries_never_crash_and_never_5xx(
 
 @pytest.mark.slow
 def test_replayed_dead_letters_are_handled_exactly_once(
-    env: Path, vertex: FakeVertex, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: Path, vertex: VertexEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from werkzeug.serving import make_server
 
@@ -272,7 +272,7 @@ def test_replayed_dead_letters_are_handled_exactly_once(
         message_id="r2",
     )
     assert app.post("/", data=req.body, headers=req.headers).status_code == 200
-    assert not vertex.jobs and "no compiled template" in dead_letters(env)[0]["reason"]
+    assert not vertex.created_jobs() and "no compiled template" in dead_letters(env)[0]["reason"]
 
     stub_templates(env / "templates")  # the fix
     reset_runtime()
@@ -292,5 +292,5 @@ def test_replayed_dead_letters_are_handled_exactly_once(
             assert cmd_replay.run(args) == 0
     finally:
         server.shutdown()
-    assert len(vertex.jobs) == 1 and vertex.stats.conflicts == 1
+    assert len(vertex.created_jobs()) == 1 and vertex.stats.conflicts == 1
     assert "replayed 1 record(s): 1 accepted" in capsys.readouterr().out

@@ -144,3 +144,32 @@ def test_faults_on_create_and_stats(tmp_path_factory: pytest.TempPathFactory) ->
         assert _error(retried)["status"] == "ALREADY_EXISTS"  # ...and learns it was created
         assert (emu.stats.created, emu.stats.conflicts, emu.stats.requests) == (1, 1, 3)
         assert emu.stats.faults == {"429": 1, "timeout_after_create": 1}
+
+
+def test_ephemeral_emulator_records_parsed_jobs_refuses_unknown_fields_and_injects_400() -> None:
+    from stack.vertex import Faults, ephemeral_emulator
+
+    spec = {"pipelineInfo": {"name": "p"}, "root": {"dag": {"tasks": {}}, "inputDefinitions": {
+        "parameters": {"n": {"parameterType": "NUMBER_INTEGER"}}}}}  # fmt: skip
+    body = {"displayName": "j", "pipelineSpec": spec, "labels": {"k": "v"},
+            "runtimeConfig": {"gcsOutputDirectory": "gs://b/r", "parameterValues": {"n": 3}}}  # fmt: skip
+    create = f"/v1/{PARENT}/pipelineJobs?pipelineJobId="
+    with ephemeral_emulator(Faults(rate=1.0, kinds=("400",))) as emu:
+        state_dir = emu.state_dir
+        rejected = requests.post(f"{emu.url}{create}a", json=body, timeout=10)
+        assert (rejected.status_code, _error(rejected)["status"]) == (400, "INVALID_ARGUMENT")
+        emu.faults.rate = 0.0
+        typo = requests.post(f"{emu.url}{create}a", json={**body, "runtimeConfg": {}}, timeout=10)
+        assert 'Unknown name "runtimeConfg"' in _error(typo)["message"]  # refused before any fault
+        assert requests.post(f"{emu.url}{create}a", json=body, timeout=10).status_code == 200
+        ((job_id, job),) = emu.created_jobs().items()
+        assert job_id == "a" and job["labels"] == {"k": "v"}
+        assert job["runtimeConfig"]["parameterValues"] == {"n": 3.0}  # a google.protobuf.Value
+        assert job["state"] == "PIPELINE_STATE_SUCCEEDED"  # execute="none": recorded, never run
+        assert (emu.stats.create_calls, emu.stats.created, emu.stats.faults) == (2, 1, {"400": 1})
+        emu.forget_pipeline_jobs()
+        assert emu.created_jobs() == {} and emu.stats.create_calls == 0
+        assert requests.post(f"{emu.url}{create}a", json=body, timeout=10).status_code == 200
+    assert not state_dir.exists()  # the temporary state is gone with the emulator
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        Faults(kinds=("418",))
