@@ -1,4 +1,4 @@
-"""The request handler the local servers share (bridge relay, embedded dispatcher, fake Vertex):
+"""The request handler the local servers share (bridge relay, embedded dispatcher, the Vertex AI emulator):
 quiet, and answering JSON."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The reliability run end to end: 1,000 events through two functions-framework instances per entry
 point, with kill -9 of instances, storage-emulator restarts, 30 s clock skew, debounced bursts and
-a fake Vertex failing half of the create calls; counted per object and per burst."""
+the Vertex AI emulator failing half of the create calls; counted per object and per burst."""
 
 from __future__ import annotations
 
