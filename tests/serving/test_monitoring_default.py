@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.components import predict, steps
+from pipelines.components import predict
 from pipelines.components.errors import ComponentError
+from pipelines.components.steps import monitoring as monitoring_steps
 from pipelines.serving.records import RecordWriter
 
 
@@ -33,10 +34,10 @@ def test_the_window_of_days_holds_this_models_records_only(
     old_record(tmp_path, "fraud", days_ago=0)  # another model
     today = datetime.now(UTC).strftime("%Y-%m-%d")
 
-    week = steps._default_serving_uri("churn")
+    week = monitoring_steps._default_serving_uri("churn")
     assert week == f"{tmp_path}/churn/{today}/"
     assert predict.load_serving(week)["usage"].tolist() == [1.0]
-    month = steps._default_serving_uri("churn", window_days=30)
+    month = monitoring_steps._default_serving_uri("churn", window_days=30)
     assert month.split(",")[-1] == week and len(month.split(",")) == 2
     assert sorted(predict.load_serving(month)["usage"].tolist()) == [1.0, 99.0]
 
@@ -47,10 +48,10 @@ def test_no_records_in_the_window_is_a_clear_error(tmp_path: Path, monkeypatch: 
     with pytest.raises(
         ComponentError, match=r"no serving records of model 'churn' under .*/churn/ for the last 7 day"
     ):
-        steps._default_serving_uri("churn")
+        monitoring_steps._default_serving_uri("churn")
 
 
 def test_without_the_setting_the_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLOPS_SERVING_RECORDS_URI", raising=False)
     with pytest.raises(ComponentError, match="serving_uri is empty and MLOPS_SERVING_RECORDS_URI is not set"):
-        steps._default_serving_uri("churn")
+        monitoring_steps._default_serving_uri("churn")

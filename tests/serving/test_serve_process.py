@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipelines import storage_io
-from pipelines.components import predict, steps
+from pipelines.components import predict
+from pipelines.components.steps import monitoring as monitoring_steps
 from stack.emulators import free_port
 from tests.pipelines.datasets import generated
 from tests.serving.conftest import FEATURES, clean_env, http, serve_command, serving
@@ -130,7 +131,7 @@ def test_serves_from_gcs_writes_marked_records_there_and_monitoring_reads_them(
 
     monkeypatch.setenv("MLOPS_SERVING_RECORDS_URI", records_uri)
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    serving_uri = steps._default_serving_uri("churn")
+    serving_uri = monitoring_steps._default_serving_uri("churn")
     assert serving_uri == f"{records_uri}/churn/{today}/"
     current = predict.load_serving(serving_uri)
     reference = data.read_table(f"{model_uri}/reference.parquet")
