@@ -18,9 +18,6 @@ import re
 from pathlib import Path
 
 from deploy.config import (
-    AUDIT_WRITTEN,
-    RUNTIME,
-    STORAGE_FINALIZED,
     AuditTrigger,
     Binding,
     Deployment,
@@ -31,6 +28,7 @@ from deploy.config import (
     Trigger,
 )
 from deploy.plan import Argv, Capture, Ensure, EnsureBinding, Plan, Prune, Run
+from deploy.platform import AUDIT_WRITTEN, RUNTIME, STORAGE_FINALIZED
 from deploy.schedules import schedule_actions
 from deploy.setup import binding_action, project_number
 

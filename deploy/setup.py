@@ -8,16 +8,15 @@ whenever the configuration changes: it only creates what is missing.
 
 from __future__ import annotations
 
-from deploy.config import (
+from deploy.config import Binding, Deployment
+from deploy.plan import Argv, Capture, Ensure, EnsureApi, EnsureBinding, EnsureRole, Plan
+from deploy.platform import (
     APIS,
     DEPLOYER_PERMISSIONS,
     DEPLOYER_ROLE_ID,
     LAUNCHER_PERMISSIONS,
     LAUNCHER_ROLE_ID,
-    Binding,
-    Deployment,
 )
-from deploy.plan import Argv, Capture, Ensure, EnsureApi, EnsureBinding, EnsureRole, Plan
 
 
 def project_number(d: Deployment) -> Capture:

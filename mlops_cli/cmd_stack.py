@@ -107,7 +107,7 @@ def _fail(message: str) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from stack.up import describe, run_foreground, start_detached
+    from stack.supervise import describe, run_foreground, start_detached
 
     config = StackConfig(
         state_dir=args.state_dir, rules=args.rules, pubsub=args.pubsub, port_base=args.port_base

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy.config import DEPLOYER_PERMISSIONS, DeployConfigError, Deployment
+from deploy.config import DeployConfigError, Deployment
 from deploy.functions import deploy_plan
 from deploy.plan import Ensure, Executor, Prune, render_script
+from deploy.platform import DEPLOYER_PERMISSIONS
 from deploy.schedules import job_name
 from deploy.setup import setup_plan
 from events.routing import default_rules_text

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.config import APIS, LAUNCHER_PERMISSIONS, LAUNCHER_ROLE_ID, DeployConfigError, Deployment
+from deploy.config import DeployConfigError, Deployment
+from deploy.platform import APIS, LAUNCHER_PERMISSIONS, LAUNCHER_ROLE_ID
 from mlops_cli.cmd_gcp import iam_table
 from tests.deploy.fakes import install_fakes, mutations
 

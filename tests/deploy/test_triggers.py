@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from deploy.config import (
-    DEFAULT_AUDIT_VERSIONS,
     AuditTrigger,
     DeployConfigError,
     Deployment,
@@ -24,6 +23,7 @@ from deploy.config import (
 )
 from deploy.functions import deploy_plan, serve_command
 from deploy.plan import Ensure, Prune, Run
+from deploy.platform import DEFAULT_AUDIT_VERSIONS
 from events.routing import default_rules_text
 from functions.bundle import build_bundle
 from functions.settings import Settings

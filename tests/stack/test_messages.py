@@ -13,7 +13,7 @@ import pytest
 
 from mlops_cli.main import main
 from stack.config import StackConfig, StackError, require_stack
-from stack.up import start_detached
+from stack.supervise import start_detached
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,8 @@ import pytest
 from stack.config import StackConfig, pid_alive
 from stack.dispatch import publish
 from stack.runs import router_filter
+from stack.supervise import start_detached
 from stack.teardown import down, stack_processes
-from stack.up import start_detached
 from stack.vertex_client import VertexClient, for_stack
 
 pytestmark = pytest.mark.slow
