@@ -17,12 +17,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +68,6 @@ def _argv(command: str) -> list[str]:
     return [sys.executable, *words[1:]]
 
 
-def _until(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            assert value, f"timed out after {timeout:.0f}s waiting for {what}"
-            return value
-        time.sleep(0.5)
-
-
 def test_the_guide_works_as_written(tmp_path: Path) -> None:
     files, commands = guide_blocks()
     assert set(files) == {"pipelines/definitions/quick_training.py", "my-rules.yaml", "quick-event.json"}
@@ -118,14 +108,12 @@ def test_the_guide_works_as_written(tmp_path: Path) -> None:
             if verb == "status":
                 statuses += 1
                 if statuses == 1:  # the training is done, its version waits, nothing deployed
-                    doc = _until(
-                        "quick_training to finish", lambda: finished(status(), "quick_training"), 120
-                    )
+                    doc = until("quick_training to finish", lambda: finished(status(), "quick_training"), 120)
                     assert [r["state"] for r in runs(doc, "quick_training")] == ["SUCCEEDED"], doc["runs"]
                     assert doc["models"]["churn@1"]["aliases"] == ["challenger"], doc["models"]
                     assert runs(doc, "deployment") == []
                 else:  # the approval's registry event launched the deployment of v1
-                    doc = _until("the deployment run", lambda: started(status(), "deployment"), 60)
+                    doc = until("the deployment run", lambda: started(status(), "deployment"), 60)
                     assert "champion" in doc["models"]["churn@1"]["aliases"]
                 continue
             out = run(command)

@@ -11,8 +11,6 @@ Vertex AI emulator's kfp.local workers); the test stops once the deployment job 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +23,12 @@ from stack.demo import wait_for_run
 from stack.lineage_read import build, read_events, read_runs
 from stack.up import Stack
 from stack.vertex_client import VertexClient, for_stack
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
 RULES = Path(__file__).resolve().parents[2] / "events" / "rules.default.yaml"
 MANUAL = 'models:\n  churn:\n    promotion: manual\n  "*":'
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _registry_events(root: Path, method: str) -> list[Any]:
@@ -79,7 +68,7 @@ def test_a_manual_promotion_deploys_the_approved_version(
         assert [sorted(v.get("versionAliases") or []) for v in versions] == [["challenger", "default"]]
 
         # The upload's registry event is decided (skipped: no champion was set): nothing deploys.
-        (upload,) = _until("the upload's registry event", lambda: _registry_events(root, "UploadModel"), 60)
+        (upload,) = until("the upload's registry event", lambda: _registry_events(root, "UploadModel"), 60)
         assert upload.decision == "skip", upload
         assert read_runs(client, "deployment") == {}
 
@@ -88,7 +77,7 @@ def test_a_manual_promotion_deploys_the_approved_version(
         out_text = capsys.readouterr().out
         assert code == 0 and "approved v1 of churn by alice@example.com" in out_text, out_text
 
-        deployment = _until("the deployment job", lambda: list(read_runs(client, "deployment").values()), 90)
+        deployment = until("the deployment job", lambda: list(read_runs(client, "deployment").values()), 90)
         (job,) = deployment
         assert job.parameters["model_name"] == "churn" and job.parameters["version"] == "1", job.parameters
         (merge,) = _registry_events(root, "MergeVersionAliases")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +19,9 @@ from stack.runs import router_filter
 from stack.supervise import start_detached
 from stack.teardown import down, stack_processes
 from stack.vertex_client import VertexClient, for_stack
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _job(client: VertexClient, data_uri: str, states: tuple[str, ...]) -> dict[str, Any] | None:
@@ -79,7 +68,7 @@ def test_up_launches_on_the_vertex_emulator_and_down_leaves_nothing(
         client = for_stack(info)
         missing = "gs://mlops-data/incoming/churn/missing.csv"
         _request(info, missing)
-        failed = _until(
+        failed = until(
             "the failed job", lambda: _job(client, missing, ("PIPELINE_STATE_FAILED",)), timeout=120
         )
         assert "does not exist" in failed["error"]["message"], failed["error"]
@@ -100,7 +89,7 @@ def test_up_launches_on_the_vertex_emulator_and_down_leaves_nothing(
         # A job that is running when the supervisor is killed with -9 ...
         running = "gs://mlops-data/incoming/churn/also-missing.csv"
         _request(info, running)
-        _until("a running job", lambda: _job(client, running, ("PIPELINE_STATE_RUNNING",)), timeout=120)
+        until("a running job", lambda: _job(client, running, ("PIPELINE_STATE_RUNNING",)), timeout=120)
         assert len(stack_processes(root)) >= 7  # emulators, functions, the job's worker
         os.kill(int(info["pid"]), signal.SIGKILL)
         os.waitpid(int(info["pid"]), 0)  # our child (start_detached): reap it
