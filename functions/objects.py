@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.launch.base import PermanentLaunchError
 from pipelines.storage_io import StorageError
 
 STORAGE_API = "https://storage.googleapis.com"
@@ -112,6 +113,16 @@ class ObjectReader:
             if self._cloud is None:
                 self._cloud = (self._shared() if self._shared else None) or _authorized_session()
             return self._cloud
+
+
+def launcher_session(launcher: Callable[[], Any]) -> Session | None:
+    """The launcher's authorized session, None when it has none to lend (dry-run, a plain-HTTP fake,
+    or no launcher configured: the launch itself says so)."""
+    try:
+        lend = getattr(launcher(), "authorized_session", None)
+    except PermanentLaunchError:
+        return None
+    return lend() if lend is not None else None
 
 
 def _authorized_session() -> Session:

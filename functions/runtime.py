@@ -34,7 +34,7 @@ from functions.dead_letter import DeadLetters, make_record
 from functions.failures import describe, is_transient
 from functions.guards import Deferred, Guards
 from functions.log import log
-from functions.objects import ObjectReader
+from functions.objects import ObjectReader, launcher_session
 from functions.settings import Settings
 from pipelines.launch.base import (
     Launcher,
@@ -125,16 +125,9 @@ class Runtime:
         return Guards(
             self.settings,
             routes=lambda event: route(event, self.rules, self.digests),
-            objects=ObjectReader(self._launcher_session),
+            # One authorized session per instance: the guards' object reads reuse the launcher's.
+            objects=ObjectReader(lambda: launcher_session(lambda: self.launcher)),
         )
-
-    def _launcher_session(self) -> Any:
-        # One authorized session per instance: the guards' object reads reuse the launcher's.
-        try:
-            lend = getattr(self.launcher, "authorized_session", None)
-        except PermanentLaunchError:  # not configured: the launch will say so
-            return None
-        return lend() if lend is not None else None
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from functions.failures import is_transient
-from functions.objects import ObjectReader, ObjectReadError
+from functions.objects import ObjectReader, ObjectReadError, launcher_session
 from pipelines.storage_io import StorageError
 
 
@@ -120,3 +120,22 @@ def test_cloud_storage_is_read_on_the_launchers_session(monkeypatch: pytest.Monk
         "https://storage.googleapis.com/storage/v1/b/data/o/b.csv",
     ]
     assert len(lent) == 1  # asked once per instance
+
+
+def test_the_launcher_lends_its_session_only_when_it_has_credentials() -> None:
+    from pipelines.launch.base import PermanentLaunchError
+    from pipelines.launch.vertex import VertexConfig, VertexLauncher
+
+    def unconfigured() -> object:
+        raise PermanentLaunchError("GOOGLE_CLOUD_PROJECT and PIPELINE_ROOT (or DATA_BUCKET) must be set")
+
+    fake = VertexLauncher(VertexConfig("p", "r", "gs://b/root", api_endpoint="http://127.0.0.1:9"), None)  # type: ignore[arg-type]
+    assert launcher_session(lambda: fake) is None  # plain HTTP: a local fake, no credentials
+    assert launcher_session(lambda: object()) is None  # dry-run: nothing to lend
+    assert launcher_session(unconfigured) is None
+
+    class Lender:
+        def authorized_session(self) -> str:
+            return "session"
+
+    assert launcher_session(Lender) == "session"
