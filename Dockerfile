@@ -31,6 +31,11 @@ COPY mlops_cli ./mlops_cli
 COPY deploy ./deploy
 COPY bench ./bench
 # --no-deps: the project adds no package of its own; `pip check` proves the locked set is complete.
+# pip compiles what it installs (PYTHONDONTWRITEBYTECODE only stops Python writing at run time, and
+# image layers keep mtimes, so those .pyc stay valid). The sources copied above are compiled too:
+# `python -m ...` (every KFP component) runs from this directory and imports them, not the installed
+# copy, and nothing compiled at run time is kept. unchecked-hash: an image's files never change.
 RUN pip install --no-deps . && pip check \
+    && python -m compileall -q --invalidation-mode unchecked-hash events functions pipelines stack mlops_cli deploy bench \
     && python -c "import pipelines.components.steps, sklearn, pandas, kfp, google.cloud.aiplatform" \
     && mlops-events --help > /dev/null

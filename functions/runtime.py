@@ -34,6 +34,7 @@ from functions.dead_letter import DeadLetters, make_record
 from functions.failures import describe, is_transient
 from functions.guards import Deferred, Guards
 from functions.log import log
+from functions.objects import ObjectReader, launcher_session
 from functions.settings import Settings
 from pipelines.launch.base import (
     Launcher,
@@ -121,7 +122,12 @@ class Runtime:
 
     @cached_property
     def guards(self) -> Guards:
-        return Guards(self.settings, routes=lambda event: route(event, self.rules, self.digests))
+        return Guards(
+            self.settings,
+            routes=lambda event: route(event, self.rules, self.digests),
+            # One authorized session per instance: the guards' object reads reuse the launcher's.
+            objects=ObjectReader(lambda: launcher_session(lambda: self.launcher)),
+        )
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

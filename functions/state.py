@@ -156,18 +156,3 @@ class LocalStateStore:
 
 def _encode(doc: JsonDict) -> bytes:
     return json.dumps(doc, indent=2, sort_keys=True).encode()
-
-
-def current_generation(bucket: str, name: str) -> int | None:
-    """The live generation of ``gs://bucket/name`` (one metadata GET), None when it does not exist."""
-    blob = storage_io.storage_client().bucket(bucket).get_blob(name)
-    return int(blob.generation) if blob is not None else None
-
-
-def object_created(bucket: str, name: str) -> str | None:
-    """When ``gs://bucket/name`` was created (ISO 8601), None when it does not exist."""
-    blob = storage_io.storage_client().bucket(bucket).get_blob(name)
-    if blob is None:
-        return None
-    created = blob.time_created
-    return created.isoformat() if created is not None else ""

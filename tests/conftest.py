@@ -34,3 +34,14 @@ def gcs_env(monkeypatch: pytest.MonkeyPatch, fake_gcs: FakeGcs, tmp_path: Path) 
         monkeypatch.delenv(name, raising=False)
     storage_io.ensure_bucket(bucket)
     yield bucket
+
+
+# --- running under pytest-xdist (`make test`: -n auto --dist loadgroup) ------------------------
+# Tests that start emulators, kfp.local runs or servers in module-scoped fixtures run as one group
+# per module: on one worker, so each fixture is set up once, not once per worker. Every other test
+# is sent to whichever worker is free.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

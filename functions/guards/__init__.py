@@ -37,6 +37,7 @@ from functions.guards.listing import list_folder
 from functions.guards.ordering import GenerationCache
 from functions.guards.windows import RECENT_WINDOWS_KEPT
 from functions.log import log
+from functions.objects import ObjectReader
 from functions.settings import Settings
 from functions.state import BucketStateStore, LocalStateStore, StateStore
 
@@ -61,11 +62,13 @@ class Guards:
         run_status: RunStatus | None = None,
         routes: Callable[[Event], Decision] | None = None,
         local_clock: Callable[[], float] | None = None,
+        objects: ObjectReader | None = None,
     ) -> None:
         """``clock``: an exact clock, used as it is (tests with a fake time). Otherwise the guards'
         clock is ``local_clock`` (default: this instance's, shifted by MLOPS_CLOCK_SKEW_SECONDS)
         corrected to the store's. ``routes``: the router, to tell which listed objects of a folder a
-        rule launches for."""
+        rule launches for. ``objects``: how object metadata is read (the runtime lends it the
+        launcher's session)."""
         self.settings = settings
         self._store = store
         self._clock = clock
@@ -73,6 +76,7 @@ class Guards:
         self._run_status = run_status
         self.routes = routes
         self._generations = GenerationCache()  # highest generation seen per object
+        self.objects = objects or ObjectReader()
 
     def clock(self) -> float:
         if self._clock is None:
@@ -132,6 +136,7 @@ class Guards:
                     clock=self.clock,
                     stale=self._stale,
                     listing=self._listing(decision, debounce) if self.settings.state_bucket else None,
+                    created_at=self.objects.created,
                 )
             reason = self._stale(event)
             if reason:
@@ -175,7 +180,7 @@ class Guards:
         return listing
 
     def _stale(self, event: StorageObject) -> str | None:
-        return self._generations.stale(event, self.settings.ordering)
+        return self._generations.stale(event, self.settings.ordering, self.objects.generation)
 
     def run_status(self, job_id: str) -> str | None:
         if self._run_status is None:

@@ -53,6 +53,7 @@ def debounce_launch(
     clock: Callable[[], float],
     stale: Callable[[StorageObject], str | None],
     listing: Listing | None,
+    created_at: Callable[[str, str], str | None],
 ) -> Launch | Skip:
     """Add ``event`` to its window: the window's Launch once released, a Skip, or raise ``Deferred``."""
     folder = posixpath.dirname(event.name)
@@ -75,7 +76,9 @@ def debounce_launch(
         return Skip(reason, rule=decision.rule)
     now = clock()
     opened = (doc or {}).get("open")
-    marker_seen = is_marker or _marker_present(event.bucket, prefix, debounce, opened, listing is not None)
+    marker_seen = is_marker or _marker_present(
+        event.bucket, prefix, debounce, opened, listing is not None, created_at
+    )
     known = opened is not None and not is_marker and opened["objects"].get(event.name) == event.generation
     if opened is not None and known and not marker_seen and not _releasable(opened, now, debounce):
         raise _defer(opened, scope, now, debounce)
@@ -187,15 +190,18 @@ def _join(
 
 
 def _marker_present(
-    bucket: str, prefix: str, debounce: Debounce, window: Mapping[str, Any] | None, storage_reachable: bool
+    bucket: str,
+    prefix: str,
+    debounce: Debounce,
+    window: Mapping[str, Any] | None,
+    storage_reachable: bool,
+    created_at: Callable[[str, str], str | None],
 ) -> bool:
     # Only when storage is reachable. The marker must be newer than the window's oldest object,
     # so last batch's _SUCCESS does not release this one.
     if debounce.marker is None or window is None or not storage_reachable:
         return False
-    from functions.state import object_created
-
-    created = object_created(bucket, prefix + debounce.marker)
+    created = created_at(bucket, prefix + debounce.marker)
     if created is None:
         return False
     first = _first_created(window)

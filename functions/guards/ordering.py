@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Final
 
 from events.model import StorageObject
@@ -26,8 +27,11 @@ class GenerationCache:
         self._generations: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
 
-    def stale(self, event: StorageObject, mode: OrderingMode) -> str | None:
-        """Why ``event`` is out of date (overwritten or deleted since), or None."""
+    def stale(
+        self, event: StorageObject, mode: OrderingMode, live_generation: Callable[[str, str], int | None]
+    ) -> str | None:
+        """Why ``event`` is out of date (overwritten or deleted since), or None. ``live_generation``:
+        the object's generation now (one metadata GET), None when it no longer exists."""
         if mode == "off":
             return None
         key = f"{event.bucket}/{event.name}"
@@ -35,9 +39,7 @@ class GenerationCache:
             seen = self._generations.get(key, 0)
         live = seen
         if event.generation >= seen and mode == "storage":
-            from functions.state import current_generation
-
-            found = current_generation(event.bucket, event.name)
+            found = live_generation(event.bucket, event.name)
             if found is None:
                 return (
                     f"{event.uri} no longer exists (deleted after generation {event.generation} was written)"

@@ -164,6 +164,11 @@ class VertexLauncher:
                 _settle_environment(self._session, self.config.base_url)
             return self._session
 
+    def authorized_session(self) -> Any:
+        """The session with Google credentials (cloud-platform scope), for other Google APIs the
+        functions call (an object's metadata); None for a plain-HTTP endpoint (a local fake)."""
+        return None if self.config.anonymous else self._http()
+
     def _spec(self, pipeline: str) -> dict[str, Any]:
         if pipeline not in self._specs:
             self._specs[pipeline] = self.templates.load(pipeline)
