@@ -9,7 +9,7 @@ Exactly once means one run per object: older generations are stale, redeliveries
 same job id. Non-2xx answers are redelivered after a short back-off, as Eventarc does.
 
 Figures: events per second (deliveries answered 2xx / wall time), runs created (jobs at the
-fake Vertex server) against the runs expected, and the server's peak RSS.
+Vertex AI emulator) against the runs expected, and the server's peak RSS.
 """
 
 from __future__ import annotations

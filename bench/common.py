@@ -263,7 +263,7 @@ def served(subject: Subject, target: str, work: Path) -> Iterator[tuple[Child, s
         child.stop()
 
 
-# --- fake servers ----------------------------------------------------------------------------
+# --- stand-in servers ----------------------------------------------------------------------------
 
 
 class TimedVertex:

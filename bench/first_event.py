@@ -1,5 +1,5 @@
 """First event: a fresh functions-framework process, sent one storage event as soon as it accepts
-connections, timed from spawn until the fake Vertex server receives CreatePipelineJob."""
+connections, timed from spawn until the Vertex AI emulator receives CreatePipelineJob."""
 
 from __future__ import annotations
 
