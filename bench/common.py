@@ -321,7 +321,7 @@ class StorageStub:
 
     ``submit()`` checks that the pipeline-root bucket exists and creates it; when it exists it
     checks the bucket's owner through Resource Manager, which offline retries for about a minute
-    (FACTS.md). So this stub says the bucket never exists: every submit pays exists + create +
+    (measured here). So this stub says the bucket never exists: every submit pays exists + create +
     IAM get + IAM set on loopback, about what the ownership check costs in the cloud.
     """
 

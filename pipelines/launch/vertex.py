@@ -2,7 +2,7 @@
 
 Why REST and not ``aiplatform.PipelineJob.submit()``: the SDK costs ~1.5 s and ~200 MB to import
 (every v1 and v1beta1 service), and ``submit()`` makes hidden calls first (it creates the
-pipeline-root bucket and looks up the project number, retried for minutes offline; FACTS.md).
+pipeline-root bucket and looks up the project number, retried for minutes when it cannot reach them).
 The REST call is the documented API
 (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.pipelineJobs/create);
 ``google.auth`` and ``requests`` are imported on first use.

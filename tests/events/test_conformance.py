@@ -1,4 +1,4 @@
-"""Google's published event samples (../shared/conformance) must all parse, into the right fields.
+"""Google's published event samples (tests/data/conformance, vendored) must all parse, into the right fields.
 
 Binary-mode samples are the body of a request: their type and source come from the directory
 (storage / pubsub / audit), as Eventarc would send them in ce-* headers.
