@@ -50,7 +50,7 @@ def emulator_url() -> str | None:
 
 class ObjectReader:
     """Reads object metadata; ``shared`` returns the launcher's authorized session (or None when it
-    has none to lend, e.g. a plain-HTTP fake Vertex), asked once."""
+    has none to lend, e.g. a plain-HTTP Vertex AI emulator), asked once."""
 
     def __init__(self, shared: Callable[[], Session | None] | None = None) -> None:
         self._shared = shared
@@ -116,7 +116,7 @@ class ObjectReader:
 
 
 def launcher_session(launcher: Callable[[], Any]) -> Session | None:
-    """The launcher's authorized session, None when it has none to lend (dry-run, a plain-HTTP fake,
+    """The launcher's authorized session, None when it has none to lend (dry-run, a plain-HTTP emulator,
     or no launcher configured: the launch itself says so)."""
     try:
         lend = getattr(launcher(), "authorized_session", None)
@@ -126,7 +126,7 @@ def launcher_session(launcher: Callable[[], Any]) -> Session | None:
 
 
 def _authorized_session() -> Session:
-    # No launcher session to share (dry-run, or a plain-HTTP Vertex fake): a read-only one of our own.
+    # No launcher session to share (dry-run, or a plain-HTTP emulator): a read-only one of our own.
     import google.auth
     from google.auth.transport.requests import AuthorizedSession
 

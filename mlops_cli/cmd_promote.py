@@ -34,7 +34,10 @@ from typing import TYPE_CHECKING
 from stack.config import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
-    from pipelines.ports import ModelVersion
+    from collections.abc import Callable
+
+    from pipelines.ports import ModelRegistry, ModelVersion
+    from pipelines.registry.approval import Outcome
     from pipelines.registry.vertex import VertexModelRegistry
 
 _WHERE = (
@@ -123,58 +126,60 @@ def _metrics(version: ModelVersion) -> str:
     return ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())) or "no metrics"
 
 
-def cmd_promote(args: argparse.Namespace) -> int:
+def _decide(args: argparse.Namespace, command: str, act: Callable[[ModelRegistry, str], Outcome]) -> int:
+    """Find the registry, tell who decides, run ``act(registry, principal)``, report; the exit code."""
     from pipelines.registry import RegistryError
-    from pipelines.registry.approval import promote
 
-    found = _registry(args.state_dir, "promote")
+    found = _registry(args.state_dir, command)
     if isinstance(found, int):
         return found
     registry, where, local = found
     principal = args.by or default_principal(local)
     try:
-        outcome = promote(
-            registry,
-            args.model,
-            args.version,
-            principal=principal,
-            reason=args.reason,
-            force=args.force,
-        )
+        outcome = act(registry, principal)
     except RegistryError as exc:
-        return _fail("promote", f"{exc} (on {where})")
+        return _fail(command, f"{exc} (on {where})")
     except Exception as exc:  # the service refused or is unreachable: say which call, not a trace
-        return _fail("promote", f"{type(exc).__name__}: {exc} (on {where})")
+        return _fail(command, f"{type(exc).__name__}: {exc} (on {where})")
     if outcome.action == "already_champion":
         print(f"{outcome.label} is the champion already: nothing changed (on {where})")
-        return 0
-    before = (
-        f"v{outcome.previous.version} ({_metrics(outcome.previous)})" if outcome.previous else "no champion"
-    )
-    print(f"approved {outcome.label} by {principal}: champion moved from {before} to v{outcome.version.version} "
-          f"({_metrics(outcome.version)}) on {where}")  # fmt: skip
-    print(
-        "its deployment follows from the registry's audit event of the alias move "
-        "when a model_registry rule matches alias champion (the shipped rules: deploy-champion)"
-    )
+    elif outcome.action == "rejected":
+        print(f"rejected {outcome.label} by {principal}: {args.reason.strip()} (on {where}); "
+              "it is not promoted unless `mlops-events promote --force`")  # fmt: skip
+    else:
+        before = (
+            f"v{outcome.previous.version} ({_metrics(outcome.previous)})"
+            if outcome.previous
+            else "no champion"
+        )
+        print(f"approved {outcome.label} by {principal}: champion moved from {before} to "
+              f"v{outcome.version.version} ({_metrics(outcome.version)}) on {where}")  # fmt: skip
+        print(
+            "its deployment follows from the registry's audit event of the alias move "
+            "when a model_registry rule matches alias champion (the shipped rules: deploy-champion)"
+        )
     return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from pipelines.registry.approval import promote
+
+    return _decide(
+        args,
+        "promote",
+        lambda registry, principal: promote(
+            registry, args.model, args.version, principal=principal, reason=args.reason, force=args.force
+        ),
+    )
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    from pipelines.registry import RegistryError
     from pipelines.registry.approval import reject
 
-    found = _registry(args.state_dir, "reject")
-    if isinstance(found, int):
-        return found
-    registry, where, local = found
-    principal = args.by or default_principal(local)
-    try:
-        outcome = reject(registry, args.model, args.version, principal=principal, reason=args.reason)
-    except RegistryError as exc:
-        return _fail("reject", f"{exc} (on {where})")
-    except Exception as exc:  # the service refused or is unreachable: say which call, not a trace
-        return _fail("reject", f"{type(exc).__name__}: {exc} (on {where})")
-    print(f"rejected {outcome.label} by {principal}: {args.reason.strip()} (on {where}); "
-          "it is not promoted unless `mlops-events promote --force`")  # fmt: skip
-    return 0
+    return _decide(
+        args,
+        "reject",
+        lambda registry, principal: reject(
+            registry, args.model, args.version, principal=principal, reason=args.reason
+        ),
+    )

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Final
+
+from pipelines.registry import CHAMPION
+from stack.times import timestamp
 
 if TYPE_CHECKING:
     from stack.lineage import EventNode, VersionNode
 
 UPDATE: Final = "UpdateModel"
 MERGE: Final = "MergeVersionAliases"
-CHAMPION: Final = "champion"
 # A decision's record and its audit event are seconds apart; this much apart, they are not one.
 MATCH_WINDOW_S: Final = 120.0
 
@@ -48,28 +49,19 @@ class Approval:
         return f"{self.decision} by {who}" + (f": {self.reason}" if self.reason else "")
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _call(event: EventNode) -> str:
     return (event.method or "").rsplit(".", 1)[-1]
 
 
 def _nearest(events: Sequence[EventNode], at: str, used: set[str]) -> EventNode | None:
     """The event closest in time to ``at`` (within the window) not matched yet."""
-    when = _time(at)
+    when = timestamp(at)
     best: tuple[float, EventNode] | None = None
     for event in events:
-        then = _time(event.time)
+        then = timestamp(event.time)
         if event.event_id in used or when is None or then is None:
             continue
-        gap = abs((then - when).total_seconds())
+        gap = abs(then - when)
         if gap <= MATCH_WINDOW_S and (best is None or gap < best[0]):
             best = (gap, event)
     return best[1] if best else None
@@ -111,5 +103,5 @@ def approvals(events: Sequence[EventNode], versions: Mapping[str, VersionNode]) 
 
 
 def _order(approval: Approval) -> float:
-    when = _time(approval.at)
-    return when.timestamp() if when is not None else float("inf")
+    when = timestamp(approval.at)
+    return when if when is not None else float("inf")

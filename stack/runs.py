@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, Final
 
 from stack.lineage import RunNode
+from stack.times import timestamp
 
 STATE_PREFIX: Final = "PIPELINE_STATE_"
 TERMINAL: Final = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -29,17 +29,8 @@ def short_state(state: str | None) -> str:
     return text[len(STATE_PREFIX) :] if text.startswith(STATE_PREFIX) else text
 
 
-def _time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _seconds(start: str | None, end: str | None) -> float | None:
-    a, b = _time(start), _time(end)
+    a, b = timestamp(start), timestamp(end)
     return b - a if a is not None and b is not None else None
 
 

@@ -14,6 +14,9 @@ from typing import Final
 MODEL_ID_RE: Final = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 ALIAS_RE: Final = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]$")
 DEFAULT_ALIAS: Final = "default"  # Vertex keeps it on the newest (default) version
+# The aliases the lifecycle moves: the version that serves, and the newest one trained.
+CHAMPION: Final = "champion"
+CHALLENGER: Final = "challenger"
 
 
 class RegistryError(ValueError):

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from pipelines.ports import ModelRegistry, ModelVersion
-from pipelines.registry import RegistryError
+from pipelines.registry import CHAMPION, DEFAULT_ALIAS, RegistryError
 
-CHAMPION: Final = "champion"
 NO_REASON: Final = "no reason given"
 
 Action = Literal["promoted", "already_champion", "rejected"]
@@ -60,14 +59,14 @@ def find_version(registry: ModelRegistry, model: str, ref: str) -> ModelVersion:
         known = ", ".join(models) if models else "none"
         raise ApprovalError(f"model {model!r} is not in the registry (models there: {known})")
     listed = ", ".join(
-        v.version + (f" [{', '.join(a for a in v.aliases if a != 'default')}]" if _named(v) else "")
-        for v in versions
+        v.version + (f" [{', '.join(named)}]" if (named := _named(v)) else "") for v in versions
     )
     raise ApprovalError(f"model {model!r} has no version or alias {ref!r} (versions: {listed})")
 
 
-def _named(version: ModelVersion) -> bool:
-    return any(a != "default" for a in version.aliases)
+def _named(version: ModelVersion) -> list[str]:
+    """The aliases worth naming (Vertex's ``default`` is on every newest version)."""
+    return [a for a in version.aliases if a != DEFAULT_ALIAS]
 
 
 def last_decision(version: ModelVersion) -> Mapping[str, str] | None:

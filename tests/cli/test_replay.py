@@ -18,6 +18,7 @@ from functions.runtime import reset_runtime
 from mlops_cli import cmd_replay
 from mlops_cli.cmd_reliability import pubsub_event, stub_templates
 from stack.vertex import Faults, VertexEmulator, ephemeral_emulator
+from tests.function_env import FOREIGN
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 RUN = {"pipeline": "training", "parameters": {"data_uri": "gs://data/y.csv", "model_name": "m"}}
@@ -30,13 +31,7 @@ def function_url(
     import functions_framework
     from werkzeug.serving import make_server
 
-    for name in (
-        "STORAGE_EMULATOR_HOST",
-        "DEAD_LETTER_TOPIC",
-        "MLOPS_CONFIG",
-        "MLOPS_STATE_BUCKET",
-        "K_SERVICE",
-    ):
+    for name in FOREIGN:  # nothing from the shell
         monkeypatch.delenv(name, raising=False)
     with ephemeral_emulator(Faults(rate=0.0)) as vertex:
         for k, v in {

@@ -11,6 +11,7 @@ import pytest
 
 from functions.runtime import reset_runtime
 from stack.vertex import VertexEmulator, ephemeral_emulator
+from tests.function_env import set_function_env
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE_SA = "pipelines@demo-project.iam.gserviceaccount.com"
@@ -51,18 +52,7 @@ def function_env(
         "MAX_EVENT_AGE_SECONDS": "0",  # the samples are dated; the age limit has its own test
         "MLOPS_STATE_DIR": str(tmp_path / "state"),  # the guards' state (cooldowns...) of this test only
     }
-    # Nothing from the developer's shell or an earlier test may point the guards at real storage.
-    for key in (
-        "MLOPS_CONFIG",
-        "DEAD_LETTER_TOPIC",
-        "STORAGE_EMULATOR_HOST",
-        "MLOPS_STATE_BUCKET",
-        "K_SERVICE",
-    ):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reset_runtime()
+    set_function_env(monkeypatch, env)
     yield dead
     reset_runtime()
 

@@ -28,6 +28,7 @@ from mlops_cli.reliability import stub_templates
 from mlops_cli.reliability.instances import Instance, wait_ready
 from stack.emulators import free_port
 from stack.vertex import ephemeral_emulator
+from tests.function_env import FOREIGN
 
 pytestmark = pytest.mark.slow
 
@@ -239,13 +240,7 @@ def send(port: int, r: Request, timeout: float = 20.0) -> int:
 
 @pytest.fixture
 def instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Instance]]:
-    for name in (
-        "STORAGE_EMULATOR_HOST",
-        "DEAD_LETTER_TOPIC",
-        "MLOPS_CONFIG",
-        "MLOPS_STATE_BUCKET",
-        "K_SERVICE",
-    ):
+    for name in FOREIGN:  # nothing from the shell
         monkeypatch.delenv(name, raising=False)
     with ephemeral_emulator() as vertex:
         env = {

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from functions.failures import is_transient
 from functions.objects import ObjectReader, ObjectReadError, launcher_session
 from pipelines.storage_io import StorageError
+from stack.json_http import JsonHandler
 
 
 class _Storage:
@@ -21,20 +21,12 @@ class _Storage:
         self.auth: list[str | None] = []
         storage = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 storage.paths.append(self.path)
                 storage.auth.append(self.headers.get("Authorization"))
                 status, body = storage.answers.pop(0) if storage.answers else (404, {})
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
+                self.answer(status, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

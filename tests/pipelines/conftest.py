@@ -20,7 +20,7 @@ REGION = "us-central1"
 # Settings a developer's shell may hold that would change what the tasks do.
 _CLEARED = (
     "CLOUD_ML_PROJECT_ID", "CLOUD_ML_REGION", "PIPELINE_ROOT", "MLOPS_SERVING_IMAGE",
-    "MLOPS_SERVING_SAMPLE_RATE", "PUBSUB_EMULATOR_HOST", "MLOPS_PUBSUB_PUSH_URL", "MLOPS_BACKEND",
+    "MLOPS_SERVING_SAMPLE_RATE", "PUBSUB_EMULATOR_HOST", "MLOPS_PUBSUB_PUSH_URL",
 )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from mlops_cli.cmd_reliability import (
     stub_templates,
 )
 from stack.vertex import Faults, VertexEmulator, ephemeral_emulator
+from tests.function_env import FOREIGN
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 
@@ -36,13 +37,7 @@ def vertex() -> Iterator[VertexEmulator]:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vertex: VertexEmulator) -> Path:
-    for name in (
-        "STORAGE_EMULATOR_HOST",
-        "DEAD_LETTER_TOPIC",
-        "MLOPS_CONFIG",
-        "MLOPS_STATE_BUCKET",
-        "K_SERVICE",
-    ):
+    for name in FOREIGN:  # nothing from the shell
         monkeypatch.delenv(name, raising=False)
     values = {
         "GOOGLE_CLOUD_PROJECT": "p",

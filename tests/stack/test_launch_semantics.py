@@ -22,6 +22,7 @@ import pytest
 
 from functions.runtime import reset_runtime
 from tests import samples
+from tests.function_env import set_function_env
 
 PROJECT, REGION = "demo-project", "europe-west4"
 REPO = Path(__file__).resolve().parents[2]
@@ -58,17 +59,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, templates: Path, tmp_path: Path, endpo
         "MLOPS_LAUNCHER": "vertex",
         "MAX_EVENT_AGE_SECONDS": "0",
     }
-    for key in (
-        "MLOPS_CONFIG",
-        "DEAD_LETTER_TOPIC",
-        "STORAGE_EMULATOR_HOST",
-        "MLOPS_STATE_BUCKET",
-        "K_SERVICE",
-    ):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reset_runtime()
+    set_function_env(monkeypatch, env)
 
 
 @pytest.fixture

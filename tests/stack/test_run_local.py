@@ -31,7 +31,6 @@ def bare_shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         "GOOGLE_CLOUD_REGION",
         "MLOPS_STAGING_BUCKET",
         "MLOPS_SERVING_RECORDS_URI",
-        "MLOPS_BACKEND",
     ):
         monkeypatch.delenv(name, raising=False)
     # Any client that looked for real credentials would fail at once (no metadata-server wait).

@@ -7,13 +7,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.components.errors import (
-    ModelNotFoundError,
-)
+from pipelines.components.errors import ModelNotFoundError
 from pipelines.ports import ModelVersion
+from pipelines.registry import CHALLENGER, CHAMPION
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+__all__ = ["CHALLENGER", "CHAMPION", "get_version", "label_value"]
 # Monitoring's default serving data: the serving container's records of the last N UTC days.
 SERVING_RECORDS_ENV = "MLOPS_SERVING_RECORDS_URI"
 SERVING_WINDOW_DAYS = 7
