@@ -64,11 +64,11 @@ def _run(subject: Subject, work: Path, vertex: TimedVertex, objects: Objects, ev
                 raise BenchError(
                     f"{subject.name}: event {i} caused no CreatePipelineJob:\n{child.log_tail()}"
                 )
-            fake_time = sum(b - a for a, b in calls)
+            vertex_time = sum(b - a for a, b in calls)
             if i >= WARMUP:
                 round_trips.append((ended - started) * 1000)
-                server.append(fake_time * 1000)
-                latencies.append((ended - started - fake_time) * 1000)
+                server.append(vertex_time * 1000)
+                latencies.append((ended - started - vertex_time) * 1000)
         cpu = tree_cpu_seconds(child.process.pid) - cpu_start
     return {
         "p50_ms": percentile(latencies, 50),

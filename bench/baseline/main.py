@@ -6,7 +6,7 @@ Deliberately NOT how mlops-events works (that is the point of the comparison):
 - ``aiplatform.PipelineJob(...).submit()`` per event, without a deterministic job id, so a
   redelivered event creates another run.
 
-Pointed at local fakes: ``VERTEX_API_ENDPOINT`` (the fake Vertex REST server, anonymous
+Pointed at local stand-ins: ``VERTEX_API_ENDPOINT`` (the Vertex AI emulator, anonymous
 credentials) and ``STORAGE_EMULATOR_HOST`` (the bucket checks ``submit()`` makes first).
 """
 

@@ -36,7 +36,9 @@ class VertexConfig:
     region: str
     pipeline_root: str
     service_account: str | None = None
-    api_endpoint: str | None = None  # e.g. a private endpoint, or http://127.0.0.1:PORT (a local fake)
+    api_endpoint: str | None = (
+        None  # e.g. a private endpoint, or http://127.0.0.1:PORT (the Vertex AI emulator)
+    )
     timeout_seconds: float = 30.0
 
     @property
@@ -48,7 +50,7 @@ class VertexConfig:
 
     @property
     def anonymous(self) -> bool:
-        # A plain-HTTP endpoint is a local fake: no credentials to find, none to leak.
+        # A plain-HTTP endpoint is a local emulator: no credentials to find, none to leak.
         return self.base_url.startswith("http://")
 
 
@@ -166,7 +168,7 @@ class VertexLauncher:
 
     def authorized_session(self) -> Any:
         """The session with Google credentials (cloud-platform scope), for other Google APIs the
-        functions call (an object's metadata); None for a plain-HTTP endpoint (a local fake)."""
+        functions call (an object's metadata); None for a plain-HTTP endpoint (the emulator)."""
         return None if self.config.anonymous else self._http()
 
     def _spec(self, pipeline: str) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def test_the_launcher_lends_its_session_only_when_it_has_credentials() -> None:
         raise PermanentLaunchError("GOOGLE_CLOUD_PROJECT and PIPELINE_ROOT (or DATA_BUCKET) must be set")
 
     fake = VertexLauncher(VertexConfig("p", "r", "gs://b/root", api_endpoint="http://127.0.0.1:9"), None)  # type: ignore[arg-type]
-    assert launcher_session(lambda: fake) is None  # plain HTTP: a local fake, no credentials
+    assert launcher_session(lambda: fake) is None  # plain HTTP: a local emulator, no credentials
     assert launcher_session(lambda: object()) is None  # dry-run: nothing to lend
     assert launcher_session(unconfigured) is None
 
