@@ -143,8 +143,7 @@ class VertexEmulator:
         """Drop every pipeline job and zero ``stats``: a benchmark's repetitions start alike."""
         self.jobs.forget_all()
         with self._stats_lock:
-            self.stats.requests = self.stats.create_calls = self.stats.created = self.stats.conflicts = 0
-            self.stats.faults.clear()
+            self.stats.reset()
 
     def handler_class(self) -> type[JsonHandler]:
         """The HTTP handler; a subclass may wrap it (the benchmarks time each create call)."""
@@ -173,7 +172,7 @@ class VertexEmulator:
         )
         return {
             "PipelineService.CreatePipelineJob": lambda r, c: self._create_job(r),
-            "PipelineService.GetPipelineJob": lambda r, c: jobs.get(r.name),
+            "PipelineService.GetPipelineJob": lambda r, c: self._get_job(r.name),
             "PipelineService.ListPipelineJobs": lambda r, c: jobs.list(r),
             "PipelineService.CancelPipelineJob": lambda r, c: jobs.cancel(r.name),
             "ModelService.UploadModel": models.upload,
@@ -195,6 +194,12 @@ class VertexEmulator:
             "Operations.GetOperation": lambda r, c: ops.get(canonical(r.name)),
         }
 
+    def _get_job(self, name: str) -> Message:
+        with self._stats_lock:
+            self.stats.get_calls += 1
+        job: Message = self.jobs.get(name)
+        return job
+
     def _create_job(self, request: Any) -> Message:
         faults = self.faults
 
@@ -210,6 +215,8 @@ class VertexEmulator:
             raise ApiError("INVALID_ARGUMENT", "injected fault: 400 (a permanent rejection)")
         if fault == "429":
             raise ApiError("RESOURCE_EXHAUSTED", "injected fault: 429 (quota)")
+        if fault == "aborted":
+            raise ApiError("ABORTED", "injected fault: 409 ABORTED (concurrent modification, try again)")
         if fault == "503":
             raise ApiError("UNAVAILABLE", "injected fault: 503")
         if fault == "timeout":

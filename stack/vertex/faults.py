@@ -3,18 +3,20 @@
 A share of create calls (``rate``, decided per call from a seeded RNG) answered 429
 ``RESOURCE_EXHAUSTED`` or 503 ``UNAVAILABLE``, stalled past the client's time-out (``timeout``:
 then 503), or stalled *after* the job was created (``timeout_after_create``: the case idempotent
-job ids exist for); ``delay_seconds`` is added to every create. ``"400"`` (a permanent rejection,
-``INVALID_ARGUMENT``) is not among the default kinds: a run of transient faults must not lose events.
+job ids exist for); ``delay_seconds`` is added to every create. Not among the default kinds:
+``"400"`` (a permanent rejection, ``INVALID_ARGUMENT``: a run of transient faults must not lose
+events) and ``"aborted"`` (409 with status ``ABORTED``, a concurrent modification: a 409 that does
+*not* mean the job exists, which a launcher must retry rather than count as launched).
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 KINDS = ("429", "503", "timeout", "timeout_after_create")
-ALL_KINDS = (*KINDS, "400")
+ALL_KINDS = (*KINDS, "400", "aborted")
 
 
 @dataclass
@@ -39,7 +41,17 @@ class Stats:
     create_calls: int = 0  # pipelineJobs.create requests that parsed, faulted or not
     created: int = 0
     conflicts: int = 0  # creates answered 409 ALREADY_EXISTS
+    get_calls: int = 0  # pipelineJobs.get requests (a launcher reads a job that already exists)
     faults: dict[str, int] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        """Every counter back to zero, in place (the fault plan holds this object)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, dict):
+                value.clear()
+            else:
+                setattr(self, f.name, 0)
 
 
 class FaultPlan:

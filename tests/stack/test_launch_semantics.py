@@ -6,15 +6,13 @@ with Google's protos), driven through the real functions-framework app and the C
 - ``mlops-events rerun`` starts ``<id>-r2`` with the same parameters and labels plus
   ``mlops-attempt``; a second rerun while ``-r2`` runs starts nothing; the lineage joins them;
 - a 409 whose status is ``ABORTED`` is transient: 20 of 20 launches are retried, none is counted
-  as launched (issue 11: a fake answering ABORTED lost 20 of 20 launches).
+  as launched (issue 11: a fake answering ABORTED lost 20 of 20 launches); the emulator injects it.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,66 +192,6 @@ def test_rerun_of_an_unknown_job_or_a_bad_id_fails_naming_it(
 # --- 409 ABORTED ---------------------------------------------------------------------------------
 
 
-class _Conflicts(ThreadingHTTPServer):
-    """A raw Vertex stand-in answering every create with 409 and the given google.rpc status; the
-    body is parsed with Google's PipelineJob type first (a malformed one answers 400)."""
-
-    daemon_threads = True
-
-    def __init__(self, status: str) -> None:
-        self.status = status
-        self.creates: list[str] = []
-        self.gets: list[str] = []
-        parse = _proto_parser()
-
-        class Handler(BaseHTTPRequestHandler):
-            def _send(self, code: int, doc: dict[str, Any]) -> None:
-                body = json.dumps(doc).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    parse(body)
-                except Exception as exc:
-                    self._send(
-                        400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": str(exc)}}
-                    )
-                    return
-                server.creates.append(self.path)
-                message = "Concurrent modification, try again" if status == "ABORTED" else "exists"
-                self._send(409, {"error": {"code": 409, "status": status, "message": message}})
-
-            def do_GET(self) -> None:
-                server.gets.append(self.path)
-                self._send(200, {"name": self.path[len("/v1/") :], "state": "PIPELINE_STATE_RUNNING"})
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        server = self
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-def _proto_parser() -> Callable[[bytes], Any]:
-    from google.cloud import aiplatform_v1
-    from google.protobuf import json_format
-
-    def parse(body: bytes) -> Any:
-        return json_format.Parse(body, aiplatform_v1.PipelineJob.pb(aiplatform_v1.PipelineJob()))
-
-    return parse
-
-
 @pytest.mark.parametrize(("status", "launched"), [("ABORTED", False), ("ALREADY_EXISTS", True)])
 def test_only_already_exists_means_launched_a_409_aborted_is_retried(
     monkeypatch: pytest.MonkeyPatch,
@@ -263,22 +201,31 @@ def test_only_already_exists_means_launched_a_409_aborted_is_retried(
     status: str,
     launched: bool,
 ) -> None:
-    stub = _Conflicts(status)
-    try:
-        _env(monkeypatch, templates, tmp_path, stub.url)
-        app = _app()
-        answers = [_deliver(app, f"m-{status}-{i}", model=f"model{i}") for i in range(20)]
-        lines = [x for x in _log_lines(capsys.readouterr().out) if x.get("decision") == "launch"]
-    finally:
-        stub.shutdown()
-        stub.server_close()
-        reset_runtime()
-    assert len(stub.creates) == 20
+    from stack.vertex import Faults, ephemeral_emulator
+
+    # ABORTED: the emulator answers every create 409 ABORTED. ALREADY_EXISTS: a first delivery of
+    # each event created its job, so the redelivery measured here gets 409 ALREADY_EXISTS.
+    faults = Faults(rate=1.0, kinds=("aborted",)) if status == "ABORTED" else None
+    with ephemeral_emulator(faults) as vertex:
+        try:
+            _env(monkeypatch, templates, tmp_path, vertex.url)
+            app = _app()
+            if launched:
+                assert [_deliver(app, f"m-{status}-{i}", model=f"model{i}") for i in range(20)] == [200] * 20
+                vertex.stats.reset()
+                capsys.readouterr()
+            answers = [_deliver(app, f"m-{status}-{i}", model=f"model{i}") for i in range(20)]
+            lines = [x for x in _log_lines(capsys.readouterr().out) if x.get("decision") == "launch"]
+        finally:
+            reset_runtime()
+        stats = vertex.stats
+    assert stats.create_calls == 20
     if launched:  # ALREADY_EXISTS: a previous delivery created it; one GET says it did not fail
-        assert answers == [200] * 20 and len(stub.gets) == 20
+        assert answers == [200] * 20 and stats.conflicts == 20 and stats.get_calls == 20
         assert [x["status"] for x in lines] == ["already_exists"] * 20
     else:  # ABORTED: nothing was created; the platform must redeliver every one of them
-        assert answers == [500] * 20 and stub.gets == []
+        assert answers == [500] * 20 and stats.created == 0 and stats.get_calls == 0
+        assert stats.faults == {"aborted": 20}
         assert [x["severity"] for x in lines] == ["WARNING"] * 20
         assert all("will be retried" in x["message"] and "409 ABORTED" in x["message"] for x in lines)
         assert not any(x.get("status") == "already_exists" for x in lines)
