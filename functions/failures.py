@@ -34,8 +34,10 @@ def is_transient(exc: BaseException) -> bool:
     ):
         return True
     media = sys.modules.get("google.resumable_media.common")
-    if media is not None and isinstance(exc, media.DataCorruption):
-        return True  # the bytes received differ from their checksum: read again
+    storage = sys.modules.get("google.cloud.storage.exceptions")  # its own DataCorruption since 3.x
+    for module in (media, storage):
+        if module is not None and isinstance(exc, module.DataCorruption):
+            return True  # the bytes received differ from their checksum: read again
     if media is not None and isinstance(exc, media.InvalidResponse):
         status = getattr(getattr(exc, "response", None), "status_code", None)
         return not (isinstance(status, int) and 400 <= status < 500 and status not in (408, 429))

@@ -267,6 +267,7 @@ def cas_update_json(uri: str, update: Callable[[JsonDict | None], JsonDict], ret
 
 def _cas_gcs(uri: str, update: Callable[[JsonDict | None], JsonDict], retries: int) -> JsonDict:
     from google.api_core import exceptions as gexc
+    from google.cloud.storage.exceptions import DataCorruption
 
     bucket_name, name = split_gcs(uri)
     bucket = storage_client().bucket(bucket_name)
@@ -287,10 +288,12 @@ def _cas_gcs(uri: str, update: Callable[[JsonDict | None], JsonDict], retries: i
                 data, content_type="application/json", if_generation_match=generation
             )
             return after
-        except (gexc.PreconditionFailed, gexc.NotFound) as exc:
+        except (gexc.PreconditionFailed, gexc.NotFound, DataCorruption) as exc:
             if isinstance(exc, gexc.NotFound) and not _bucket_exists(bucket_name):
                 raise StorageError(f"bucket {bucket_name!r} does not exist (create it first)") from exc
-            # Someone wrote (or deleted) between our read and our write: back off and retry.
+            # Someone wrote (or deleted) between our read and our write: back off and retry. A read
+            # whose bytes fail the client's checksum is the same race seen from the download (the
+            # emulator can pair one generation's hash with the next one's bytes under concurrency).
             if attempt == retries:
                 break
             time.sleep(min(0.5, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))

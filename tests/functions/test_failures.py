@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 from google.api_core import exceptions as gexc
+from google.cloud.storage import exceptions as storage_exceptions
 from google.resumable_media import common as media
 
 from functions.failures import describe, is_transient
@@ -32,6 +33,7 @@ class _Response:
         gexc.TooManyRequests("429"),
         gexc.Forbidden("not granted yet"),
         media.DataCorruption(None, "checksum differs"),
+        storage_exceptions.DataCorruption(None, "checksum differs (what storage 3.x raises)"),
         media.InvalidResponse(_Response(503), "unexpected"),
     ],
 )

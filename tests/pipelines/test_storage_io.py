@@ -95,3 +95,29 @@ def test_gcs_missing_bucket_is_named(gcs_env: str) -> None:
 def test_gcs_cas_under_concurrency_keeps_every_update(gcs_env: str) -> None:
     doc = _hammer(f"gs://{gcs_env}/state/doc.json")
     assert sorted(doc["items"]) == sorted(f"{t}-{i}" for t in range(8) for i in range(3))
+
+
+@pytest.mark.slow
+def test_gcs_cas_retries_a_read_whose_bytes_fail_their_checksum(
+    gcs_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen in CI: under concurrent writers the emulator paired one generation's hash with the next
+    # one's bytes, the client raised DataCorruption, and the update was lost instead of retried.
+    from google.cloud.storage import Blob
+    from google.cloud.storage.exceptions import DataCorruption
+
+    uri = f"gs://{gcs_env}/state/torn.json"
+    cas_update_json(uri, _append("first"))
+    real = Blob.download_as_bytes
+    torn = {"left": 1}
+
+    def download(self: Blob, *args: Any, **kwargs: Any) -> bytes:
+        if torn["left"]:
+            torn["left"] -= 1
+            raise DataCorruption(None, "Checksum mismatch while downloading")
+        data: bytes = real(self, *args, **kwargs)
+        return data
+
+    monkeypatch.setattr(Blob, "download_as_bytes", download)
+    assert cas_update_json(uri, _append("second")) == {"items": ["first", "second"]}
+    assert torn["left"] == 0
