@@ -25,7 +25,6 @@ from events.model import (
 )
 from events.models import SETTINGS_ONLY
 from events.rules import Rule, RuleSet, default_rules_text, load_rules
-from events.schedules import with_tick_key
 from events.template import TemplateError, render
 
 __all__ = ["RuleSet", "default_rules_text", "load_rules", "route"]
@@ -38,6 +37,8 @@ def route(event: Event, rules: RuleSet, template_digests: Mapping[str, str] | No
         if audit.status_code:
             return Skip(f"the audited call failed (status {audit.status_code}): nothing changed")
     if isinstance(event, RunRequestMessage) and rules.schedules:
+        from events.schedules import with_tick_key  # only rules with schedules: need cron
+
         event = with_tick_key(event, rules.schedules)  # a Cloud Scheduler tick is one run
     candidates = rules.for_kind(event.kind)
     if not candidates:

@@ -21,10 +21,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
-from typing import Any, Final
-
-import yaml
+from typing import TYPE_CHECKING, Any, Final
 
 from events.catalog import PIPELINE_NAME_RE, REGISTRY_TEMPLATE_RE, RESERVED_PARAMETERS, Catalog, PipelineSpec
 from events.errors import ConfigError
@@ -32,8 +31,10 @@ from events.model import EVENT_KINDS, REGISTRY_METHODS
 from events.models import SETTINGS_ONLY, ModelsSection, load_models
 from events.options import OPTION_VALIDATORS
 from events.rule_tables import KIND_FIELDS, MATCH_KEYS
-from events.schedules import Schedule, parse_schedules
 from events.template import TemplateError, placeholders
+
+if TYPE_CHECKING:
+    from events.schedules import Schedule
 
 _TOP_KEYS: Final = frozenset({"version", "rules", "models", "pipelines", "schedules"})
 _RULE_KEYS: Final = frozenset({"name", "description", "on", "match", "launch", "skip"})
@@ -126,17 +127,31 @@ class RuleSet:
         return frozenset(t for r in self.rules for t in _as_list(r.match.get("topic", [])))
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: ``on``, ``yes`` and ``no`` stay strings (a rule's ``on:`` is a key)."""
+@cache
+def _loader() -> type[Any]:
+    """A SafeLoader with YAML 1.2 booleans: ``on``, ``yes`` and ``no`` stay strings (a rule's
+    ``on:`` is a key). Built on first use: PyYAML is not imported on a cold start that reads the
+    bundle's pre-parsed rules."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    return Loader
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+def parse_document(text: str) -> Any:
+    """The YAML document of a rules file, as plain data (what ``load_rules`` also accepts)."""
+    import yaml
+
+    return yaml.load(text, Loader=_loader())
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -148,13 +163,14 @@ def default_rules_text() -> str:
 
 
 def load_rules(
-    text: str,
+    text: str | Mapping[str, Any],
     *,
     catalog: Catalog,
     variables: Mapping[str, str] | None = None,
     source: str = "rules",
 ) -> RuleSet:
     """Parse and validate a rules file against ``catalog``. Raises ConfigError listing every problem.
+    ``text`` is the file's YAML, or its document already parsed (``parse_document``).
 
     ``variables=None`` checks a file before its deploy-time ``${VARIABLES}`` are known: they stay
     unresolved instead of being reported.
@@ -186,13 +202,17 @@ def load_rules(
         rule = _load_rule(raw, index, catalog, problems)
         if rule is not None:
             rules.append(rule)
-    schedules = parse_schedules(
-        doc.get("schedules"),
-        catalog,
-        problems,
-        substitute=lambda raw, where: _substitute_vars(raw, variables, problems, where),
-        check_parameters=_check_parameters,
-    )
+    schedules: tuple[Schedule, ...] = ()
+    if doc.get("schedules") is not None:  # cron and zoneinfo only for rules that schedule
+        from events.schedules import parse_schedules
+
+        schedules = parse_schedules(
+            doc.get("schedules"),
+            catalog,
+            problems,
+            substitute=lambda raw, where: _substitute_vars(raw, variables, problems, where),
+            check_parameters=_check_parameters,
+        )
     if problems:
         raise ConfigError(problems, source)
     return RuleSet(tuple(rules), source, catalog, models, declared, schedules)
@@ -208,11 +228,16 @@ def declared_pipelines(text: str, *, source: str = "rules") -> dict[str, dict[st
     return declared
 
 
-def _document(text: str, source: str) -> dict[str, Any]:
-    try:
-        doc = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], source) from None
+def _document(text: str | Mapping[str, Any], source: str) -> dict[str, Any]:
+    if isinstance(text, Mapping):
+        doc: Any = dict(text)  # already parsed (the bundle's copy of its rules.yaml)
+    else:
+        import yaml
+
+        try:
+            doc = parse_document(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"not valid YAML: {exc}"], source) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
         raise ConfigError(["the file must be a mapping with a 'rules' list"], source)
     return doc

@@ -8,6 +8,8 @@ Layout::
     DIR/events/ functions/ pipelines/   the code
     DIR/templates/         compiled pipelines + manifest.json (digests)
     DIR/rules.yaml         the routing rules (the shipped ones unless --rules is given)
+    DIR/**/*.parsed.json   the rules and each template parsed, with the digest of the bytes they
+                           were parsed from (``pipelines.parsed``): a cold start imports no PyYAML
     DIR/**/__pycache__/    the code compiled, hash-checked bytecode (see ``compile_bytecode``)
 
 ``functions-framework --source DIR/main.py --target on_new_data`` serves it.
@@ -16,12 +18,14 @@ Layout::
 from __future__ import annotations
 
 import compileall
+import json
 import py_compile
 import shutil
 from pathlib import Path
 
 from deploy.lockfile import LOCK, Lock
 from events.routing import default_rules_text, load_rules
+from pipelines import parsed
 
 PACKAGES = ("events", "functions", "pipelines")
 
@@ -67,8 +71,24 @@ def build_bundle(out: Path, templates: Path | None = None, rules: Path | None = 
     (out / "rules.yaml").write_text(rules_text, encoding="utf-8")
     if templates is not None:
         shutil.copytree(templates, out / "templates")
+    write_parsed_copies(out)
     compile_bytecode(out)
     return out
+
+
+def write_parsed_copies(bundle: Path) -> None:
+    """``*.parsed.json`` beside the rules and each compiled template (``pipelines.parsed``): what
+    the functions read instead of importing PyYAML on a cold start."""
+    from events.rules import parse_document
+    from pipelines.launch.base import load_spec
+
+    rules = bundle / "rules.yaml"
+    parsed.write(rules, parse_document(rules.read_text(encoding="utf-8")))
+    manifest = bundle / "templates" / "manifest.json"
+    if manifest.is_file():
+        for entry in json.loads(manifest.read_text(encoding="utf-8")).get("pipelines", {}).values():
+            template = bundle / "templates" / entry["file"]
+            parsed.write(template, load_spec(template))
 
 
 def compile_bytecode(directory: Path) -> None:

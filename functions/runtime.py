@@ -36,6 +36,7 @@ from functions.guards import Deferred, Guards
 from functions.log import log
 from functions.objects import ObjectReader, launcher_session
 from functions.settings import Settings
+from pipelines import parsed
 from pipelines.launch.base import (
     Launcher,
     LaunchResult,
@@ -81,7 +82,13 @@ class Runtime:
     @cached_property
     def rules(self) -> RuleSet:
         path = self.settings.config_path
-        text = path.read_text(encoding="utf-8") if path else default_rules_text()
+        text: str | dict[str, Any]
+        if path is None:
+            text = default_rules_text()
+        else:
+            data = path.read_bytes()
+            copy = parsed.read(path, data)  # the bundle's pre-parsed rules: no PyYAML to import
+            text = copy if isinstance(copy, dict) else data.decode("utf-8")
         return load_rules(
             text,
             catalog=self.templates.catalog,

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from events.catalog import Catalog
 from events.decision import RunRequest
+from pipelines import parsed
 
 
 class LaunchError(Exception):
@@ -84,11 +85,14 @@ class Templates:
 
 
 def load_spec(path: Path) -> dict[str, Any]:
-    import yaml  # cheap next to the request that needs it; not on the cold-start path
+    data = path.read_bytes()
+    copy = parsed.read(path, data)  # the bundle's pre-parsed copy: no PyYAML on a cold start
+    if isinstance(copy, dict):
+        return copy
+    import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    text = path.read_text(encoding="utf-8")
-    docs = [d for d in yaml.load_all(text, Loader=loader) if d]
+    docs = [d for d in yaml.load_all(data.decode("utf-8"), Loader=loader) if d]
     if not docs or not isinstance(docs[0], dict):
         raise PermanentLaunchError(f"{path} is not a compiled pipeline spec")
     spec: dict[str, Any] = docs[0]

@@ -118,3 +118,32 @@ def test_served_bundle_launches_once_over_http(served: tuple[str, VertexEmulator
     assert len(records) == 1
     assert "missing header(s): ce-id, ce-source, ce-specversion" in records[0]["reason"]
     assert len(vertex.created_jobs()) == 1
+
+
+def test_a_cold_start_reads_the_parsed_copies_and_imports_no_yaml(bundle: Path) -> None:
+    # PyYAML (~18 ms to import), cron and zoneinfo are not needed to serve the shipped rules:
+    # the bundle's *.parsed.json copies are read instead of its YAML.
+    code = (
+        "import sys\n"
+        "import main\n"
+        "from functions.runtime import runtime\n"
+        "rt = runtime()\n"
+        "rt.warm()\n"
+        "specs = [rt.templates.load(name) for name in rt.digests]\n"
+        "assert specs and all(s['pipelineInfo']['name'] for s in specs), specs\n"
+        "print(sorted(m for m in ('yaml', 'zoneinfo', 'events.cron') if m in sys.modules))\n"
+    )
+    env = {
+        **os.environ,
+        "GOOGLE_CLOUD_PROJECT": "demo-project",
+        "DATA_BUCKET": "demo-data",
+        "PIPELINE_SERVICE_ACCOUNT": "pipelines@demo-project.iam.gserviceaccount.com",
+    }
+    for key in ("MLOPS_TEMPLATES", "MLOPS_CONFIG", "MLOPS_LAUNCHER"):
+        env.pop(key, None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=bundle, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert (bundle / "rules.yaml.parsed.json").is_file()
