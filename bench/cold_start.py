@@ -6,6 +6,9 @@ writes the bytecode caches, as a deployed image has them):
   rules and the manifest, which the first request would otherwise do): wall time and peak RSS;
 - ready: ``functions-framework --target T`` from spawn until its first HTTP answer, per entry point;
   peak RSS of the server (gunicorn's arbiter and its worker) read when it stops.
+
+The floor (``bench/floor``, an empty function) is measured too, its runs alternating with ours for
+``on_new_data``, so that "above the floor" compares runs made under the same load.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.common import Subject, median, run_python, serve, wait_ready
+from bench.common import Subject, floor_subject, median, run_python, serve, wait_ready
 
 _IMPORT = {
     "mlops-events": "import main\nfrom functions.runtime import runtime\nruntime().warm()",
@@ -48,6 +51,29 @@ def measure_ready(subject: Subject, target: str, work: Path, reps: int) -> dict[
     }
 
 
+def _ready_once(subject: Subject, target: str, work: Path) -> float:
+    child, url = serve(subject, target, work)
+    try:
+        return wait_ready(child, url)
+    finally:
+        child.stop()
+
+
+def measure_floor(ours: Subject, work: Path, reps: int) -> dict[str, Any]:
+    """The empty function and ours (on_new_data), run in turn: floor, ours, floor, ours ..."""
+    floor = floor_subject()
+    _ready_once(floor, "on_new_data", work)  # writes the floor's bytecode cache
+    pairs = [
+        (_ready_once(floor, "on_new_data", work), _ready_once(ours, "on_new_data", work)) for _ in range(reps)
+    ]
+    return {
+        "ready_s": median([f for f, _ in pairs]),
+        "ours_ready_s": median([o for _, o in pairs]),
+        "above_floor_s": median([o - f for f, o in pairs]),
+        "runs": [{"floor_s": f, "ours_s": o} for f, o in pairs],
+    }
+
+
 def measure(subjects: list[Subject], work: Path, reps: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for subject in subjects:
@@ -55,4 +81,6 @@ def measure(subjects: list[Subject], work: Path, reps: int) -> dict[str, Any]:
             "import": measure_import(subject, reps),
             "ready": {target: measure_ready(subject, target, work, reps) for target in subject.targets},
         }
+    ours = next(s for s in subjects if s.name == "mlops-events")
+    result["floor"] = measure_floor(ours, work, reps)
     return result

@@ -29,6 +29,7 @@ from stack.vertex.faults import Stats
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_DIR = REPO / "bench" / "baseline"
+FLOOR_DIR = REPO / "bench" / "floor"  # an empty function: functions-framework alone
 PYTHON = sys.executable
 FUNCTIONS_FRAMEWORK = str(Path(sys.executable).with_name("functions-framework"))
 
@@ -132,6 +133,11 @@ def prepare_subjects(
         Subject("mlops-events", bundle / "main.py", ENTRY_POINTS, ours),
         Subject("baseline", BASELINE_DIR / "main.py", ("on_new_data",), naive),
     ]
+
+
+def floor_subject() -> Subject:
+    """The empty function (bench/floor): the same interpreter, framework and environment, no code."""
+    return Subject("floor", FLOOR_DIR / "main.py", ("on_new_data",), base_env())
 
 
 # --- fresh processes -------------------------------------------------------------------------

@@ -114,6 +114,8 @@ def summarize(f: dict[str, Any]) -> dict[str, Any]:
         "cold_start_ready_s": ready,
         "cold_start_speedup": base_ready / ready,
         "cold_start_peak_rss_mb": rss,
+        "floor_ready_s": f["cold_start"]["floor"]["ready_s"],
+        "cold_start_above_floor_s": f["cold_start"]["floor"]["above_floor_s"],
         "first_event_s": f["first_event"]["mlops-events"]["to_create_s"],
         "warm_p50_ms": f["warm_latency"]["mlops-events"]["p50_ms"],
         "warm_p99_ms": f["warm_latency"]["mlops-events"]["p99_ms"],
@@ -158,6 +160,9 @@ def table(result: dict[str, Any], markdown: bool = False) -> str:
             lambda n, t=target: cs[n]["ready"].get(t, {}).get("ready_s"),
             "<= 0.2, >= 8x" if target == "on_new_data" else "",
         )
+    fl = cs["floor"]
+    rows.append(("ready, empty function: the floor (s)", f"{fl['ready_s']:.3f}", "-", "-", "(this machine)"))
+    rows.append(("ready, ours above the floor (s)", f"{fl['above_floor_s']:.3f}", "-", "-", "in turn"))
     both(
         "ready: peak RSS (MB)",
         "{:.0f}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,12 @@ def test_quick_bench_reports_every_figure(tmp_path: Path) -> None:
         assert _positive(f["burst"][subject]["events_per_s"]) and _positive(
             f["burst"][subject]["peak_rss_mb"]
         )
+    floor = f["cold_start"]["floor"]  # the empty function, measured in turn with ours
+    assert _positive(floor["ready_s"]) and _positive(floor["ours_ready_s"])
+    assert len(floor["runs"]) == result["config"]["reps"]
+    assert floor["above_floor_s"] == pytest.approx(
+        statistics.median(r["ours_s"] - r["floor_s"] for r in floor["runs"])
+    )
     assert set(f["cold_start"]["mlops-events"]["ready"]) == {
         "on_new_data", "on_monitoring_alert", "on_model_registry_event", "on_run_request",
     }  # fmt: skip
