@@ -36,14 +36,11 @@ def measure_import(subject: Subject, reps: int) -> dict[str, Any]:
 
 
 def measure_ready(subject: Subject, target: str, work: Path, reps: int) -> dict[str, Any]:
-    runs = []  # measure_import ran first: the bytecode caches are written
-    for _ in range(reps):
-        child, url = serve(subject, target, work)
-        try:
-            ready = wait_ready(child, url)
-        finally:
-            rss = child.stop()
-        runs.append({"ready_s": ready, "peak_rss_mb": rss})
+    # measure_import ran first: the bytecode caches are written
+    runs = [
+        dict(zip(("ready_s", "peak_rss_mb"), _ready_once(subject, target, work), strict=True))
+        for _ in range(reps)
+    ]
     return {
         "ready_s": median([r["ready_s"] for r in runs]),
         "peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
@@ -51,12 +48,14 @@ def measure_ready(subject: Subject, target: str, work: Path, reps: int) -> dict[
     }
 
 
-def _ready_once(subject: Subject, target: str, work: Path) -> float:
+def _ready_once(subject: Subject, target: str, work: Path) -> tuple[float, float]:
+    """One fresh server: (seconds from spawn to its first answer, peak RSS MB read when it stops)."""
     child, url = serve(subject, target, work)
     try:
-        return wait_ready(child, url)
+        ready = wait_ready(child, url)
     finally:
-        child.stop()
+        rss = child.stop()
+    return ready, rss
 
 
 def measure_floor(ours: Subject, work: Path, reps: int) -> dict[str, Any]:
@@ -64,7 +63,8 @@ def measure_floor(ours: Subject, work: Path, reps: int) -> dict[str, Any]:
     floor = floor_subject()
     _ready_once(floor, "on_new_data", work)  # writes the floor's bytecode cache
     pairs = [
-        (_ready_once(floor, "on_new_data", work), _ready_once(ours, "on_new_data", work)) for _ in range(reps)
+        (_ready_once(floor, "on_new_data", work)[0], _ready_once(ours, "on_new_data", work)[0])
+        for _ in range(reps)
     ]
     return {
         "ready_s": median([f for f, _ in pairs]),
