@@ -103,7 +103,7 @@ def _registry(state_dir: Path | None, command: str) -> tuple[VertexModelRegistry
     from mlops_cli.target import TargetError, resolve_target
     from pipelines.images import BASE_IMAGE
     from pipelines.registry.vertex import VertexModelRegistry
-    from pipelines.vertex_sdk import VertexSettings
+    from pipelines.vertex_api import VertexSettings
 
     try:
         target = resolve_target(state_dir)

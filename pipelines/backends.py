@@ -8,7 +8,7 @@ one implementation of each port; only the API endpoint tells Vertex AI from the 
 | ``VERTEX_API_ENDPOINT`` | Vertex AI API endpoint; ``http://HOST:PORT`` = the local emulator (anonymous, REST) | Vertex's regional endpoint, default credentials |
 | ``GOOGLE_CLOUD_PROJECT`` / ``CLOUD_ML_PROJECT_ID`` | project (Vertex sets the second in its tasks) | required |
 | ``GOOGLE_CLOUD_REGION`` / ``CLOUD_ML_REGION`` | region | ``us-central1`` |
-| ``MLOPS_STAGING_BUCKET`` | where the SDK stages a local model folder at upload (kfp.local) | the bucket of ``PIPELINE_ROOT`` |
+| ``MLOPS_STAGING_BUCKET`` | where a local model folder is staged at upload (kfp.local) | the bucket of ``PIPELINE_ROOT`` |
 | ``MLOPS_SERVING_IMAGE`` | the serving image of uploads (compile writes it) | ``pipelines.images.BASE_IMAGE`` |
 | ``MLOPS_SERVING_RECORDS_URI`` | where the serving container writes records (set on the Model) | no records |
 | ``MLOPS_SERVING_SAMPLE_RATE`` | share of requests recorded (set on the Model) | 1.0 |
@@ -23,7 +23,7 @@ from typing import Final
 
 from pipelines.images import BASE_IMAGE, SERVING_IMAGE_ENV
 from pipelines.ports import Endpoint, ModelRegistry, Publisher
-from pipelines.vertex_sdk import VertexSettings
+from pipelines.vertex_api import VertexSettings
 
 API_ENDPOINT_ENV: Final = "VERTEX_API_ENDPOINT"
 STAGING_BUCKET_ENV: Final = "MLOPS_STAGING_BUCKET"
@@ -56,7 +56,7 @@ def region() -> str:
 
 
 def staging_bucket() -> str | None:
-    """``gs://bucket`` for the SDK's staging of local model folders: ``MLOPS_STAGING_BUCKET``
+    """``gs://bucket`` for staging local model folders at upload: ``MLOPS_STAGING_BUCKET``
     (a bucket name or ``gs://`` URI), else the bucket of ``PIPELINE_ROOT``; None without either
     (an upload of a ``gs://`` artifact, as on Vertex AI Pipelines, stages nothing)."""
     value = _env(STAGING_BUCKET_ENV)

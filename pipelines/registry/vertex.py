@@ -1,13 +1,15 @@
 """Vertex AI Model Registry: each model is a parent model, each registration a new version of it.
 
-``register`` uploads with the SDK's ``Model.upload`` (``parent_model``, ``version_aliases``,
-``is_default_version=True``): a local model folder (kfp.local writes artifacts to local paths)
-is staged to Cloud Storage by the SDK itself, into the staging bucket of ``VertexSettings``.
-Every upload names the serving container (``pipelines.serving.contract.serving_container_spec``):
-the project's image, ``mlops-events serve``, and where to write serving records.
+``register`` is one ``UploadModel`` (``parent_model``, ``version_aliases`` with ``default``, so the
+new version becomes the default) through ``aiplatform_v1.ModelServiceClient``
+(``pipelines.vertex_api``). A local model folder (kfp.local writes artifacts to local paths) is
+first copied to Cloud Storage, under ``vertex_ai_auto_staging/`` of the staging bucket of
+``VertexSettings``, as the SDK's ``Model.upload`` stages one. Every upload names the serving
+container (``pipelines.serving.contract.serving_container_spec``): the project's image,
+``mlops-events serve``, and where to write serving records.
 
-Reads, alias moves and decisions go through the SDK's own GAPIC client (``ModelRegistry.client``,
-configured by ``aiplatform.init``): one call each, answering the full ``Model`` of a version.
+Reads, alias moves and decisions are one call each on the same client, answering the full
+``Model`` of a version.
 
 Names are resolved the way Vertex resolves them: ``models/ID@VERSION`` and ``models/ID@ALIAS``
 (``ID`` chosen at upload, or the numeric id Vertex generates for a model created in the
@@ -15,15 +17,17 @@ console), then a model whose display name is the name given (ListModels filter).
 
 Metrics and the unsanitised labels travel in the version description as JSON (label values
 cannot hold a URI or a decimal point); so do the decisions of people (approved / rejected, who,
-why). The arguments are built by pure functions, tested without the service.
+why). The request is built by pure functions, tested without the service.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from pipelines.ports import ModelVersion
@@ -35,7 +39,7 @@ from pipelines.registry import (
     check_alias,
     check_model_id,
 )
-from pipelines.vertex_sdk import VertexSettings, aiplatform
+from pipelines.vertex_api import VertexSettings, client
 
 MAX_LABELS: Final = 64
 MAX_LABEL_LEN: Final = 63
@@ -66,20 +70,6 @@ def vertex_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def container_arguments(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``containerSpec`` (REST JSON, as ``serving_container_spec`` builds it) as the keyword
-    arguments of ``Model.upload``."""
-    return {
-        "serving_container_image_uri": spec["imageUri"],
-        "serving_container_command": list(spec.get("command") or []) or None,
-        "serving_container_environment_variables": {e["name"]: e["value"] for e in spec.get("env", [])}
-        or None,
-        "serving_container_ports": [p["containerPort"] for p in spec.get("ports", [])] or None,
-        "serving_container_predict_route": spec.get("predictRoute"),
-        "serving_container_health_route": spec.get("healthRoute"),
-    }
-
-
 def describe_version(
     description: str,
     metrics: Mapping[str, float],
@@ -92,8 +82,9 @@ def describe_version(
     return json.dumps(doc, sort_keys=True)
 
 
-def upload_arguments(
+def upload_request(
     *,
+    parent: str,
     model_name: str,
     parent_model: str | None,
     display_name: str | None = None,
@@ -104,26 +95,44 @@ def upload_arguments(
     aliases: Sequence[str],
     description: str,
 ) -> dict[str, Any]:
-    """The keyword arguments of ``aiplatform.Model.upload`` for a new version of ``model_name``:
+    """The ``UploadModelRequest`` (REST JSON) of a new version of ``model_name``, the default one:
     under ``parent_model`` (its resource name, and ``display_name`` its display name, kept) when
     the model exists, else a new model whose id and display name are ``model_name``."""
     for alias in aliases:
         check_alias(alias)
-    args: dict[str, Any] = {
-        "display_name": display_name or model_name,
-        "artifact_uri": artifact_uri,
-        **container_arguments(container_spec),
+    model: dict[str, Any] = {
+        "displayName": display_name or model_name,
+        "artifactUri": artifact_uri,
+        "containerSpec": dict(container_spec),
         "labels": vertex_labels(labels),
-        "version_aliases": [a for a in aliases if a != DEFAULT_ALIAS],
-        "version_description": describe_version(description, metrics, labels),
-        "is_default_version": True,
-        "sync": True,
+        # Vertex makes a version the default when "default" is among its aliases at upload.
+        "versionAliases": [a for a in aliases if a != DEFAULT_ALIAS] + [DEFAULT_ALIAS],
+        "versionDescription": describe_version(description, metrics, labels),
     }
+    request: dict[str, Any] = {"parent": parent, "model": model}
     if parent_model:
-        args["parent_model"] = parent_model
+        request["parentModel"] = parent_model
     else:
-        args["model_id"] = check_model_id(model_name)
-    return args
+        request["modelId"] = check_model_id(model_name)
+    return request
+
+
+def staging_uri(staging_bucket: str, now: datetime | None = None) -> str:
+    """A new folder for a staged model: ``<bucket>/vertex_ai_auto_staging/<time>-<random>`` (the
+    SDK's layout, plus a random part: two uploads in the same millisecond never share one)."""
+    at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H%M%S.%f")[:-3]
+    return f"{staging_bucket.rstrip('/')}/vertex_ai_auto_staging/{at}-{uuid.uuid4().hex[:8]}"
+
+
+def stage_folder(folder: Path, destination: str) -> str:
+    """Copy every file under ``folder`` to ``destination`` (``gs://...``); its URI."""
+    from pipelines import storage_io
+
+    if not folder.is_dir():
+        raise RegistryError(f"model artifact {folder} is not a folder")
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        storage_io.upload_from(path, storage_io.join(destination, path.relative_to(folder).as_posix()))
+    return destination
 
 
 def parse_version_description(
@@ -169,22 +178,11 @@ class VertexModelRegistry:
         self.records_uri = records_uri
         self.sample_rate = sample_rate
         self._resources: dict[str, tuple[str, str]] = {}  # name as given -> (models/ID, display name)
-        self._gapic: tuple[Any, Any] | None = None
 
     # --- plumbing -------------------------------------------------------------------------------
 
-    def _sdk(self) -> Any:
-        return aiplatform(self.vertex)
-
     def _client(self) -> Any:
-        """The SDK's ModelService client (``ModelRegistry.client`` is built the same way)."""
-        sdk = self._sdk()
-        if self._gapic is None or self._gapic[0] is not sdk.initializer.global_config:
-            client = sdk.initializer.global_config.create_client(
-                client_class=sdk.utils.ModelClientWithOverride, location_override=self.vertex.location
-            )
-            self._gapic = (sdk.initializer.global_config, client)
-        return self._gapic[1]
+        return client(self.vertex, "model")
 
     def _get(self, name: str) -> Any:
         from google.api_core import exceptions as gexc
@@ -249,17 +247,20 @@ class VertexModelRegistry:
     ) -> ModelVersion:
         from google.api_core import exceptions as gexc
 
-        sdk = self._sdk()
-        if not artifact_uri.startswith("gs://") and not self.vertex.staging_bucket:
-            raise RegistryError(
-                f"model artifact {artifact_uri} is a local folder and there is no staging bucket to "
-                "copy it to: set MLOPS_STAGING_BUCKET (or PIPELINE_ROOT, whose bucket is the default)"
-            )
+        if not artifact_uri.startswith("gs://"):
+            if not self.vertex.staging_bucket:
+                raise RegistryError(
+                    f"model artifact {artifact_uri} is a local folder and there is no staging bucket "
+                    "to copy it to: set MLOPS_STAGING_BUCKET (or PIPELINE_ROOT, whose bucket is the "
+                    "default)"
+                )
+            artifact_uri = stage_folder(Path(artifact_uri), staging_uri(self.vertex.staging_bucket))
         parent = self._model(model_name)
         model_id = parent[0].rsplit("/", 1)[-1] if parent else check_model_id(model_name)
 
         def upload(parent_model: tuple[str, str] | None) -> Any:
-            args = upload_arguments(
+            request = upload_request(
+                parent=self.vertex.parent,
                 model_name=model_id,
                 parent_model=parent_model[0] if parent_model else None,
                 display_name=parent_model[1] if parent_model else None,
@@ -270,18 +271,23 @@ class VertexModelRegistry:
                 aliases=aliases,
                 description=description,
             )
-            return sdk.Model.upload(**args)
+            from google.cloud.aiplatform_v1 import UploadModelRequest
+
+            done = self._client().upload_model(request=UploadModelRequest.from_json(json.dumps(request)))
+            return done.result()
 
         try:
-            model = upload(parent)
+            uploaded = upload(parent)
         except gexc.Conflict:
             # Another run created the model between our lookup and our upload: add a version to it.
             self._resources.pop(model_name, None)
             parent = self._model(model_name)
             if parent is None:
                 raise
-            model = upload(parent)
-        return self._to_version(model.gca_resource)
+            uploaded = upload(parent)
+        return self._to_version(
+            self._client().get_model(name=f"{uploaded.model}@{uploaded.model_version_id}")
+        )
 
     def get(self, model_name: str, version_or_alias: str) -> ModelVersion | None:
         ref = check_ref(version_or_alias)

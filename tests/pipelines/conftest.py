@@ -39,11 +39,24 @@ class Vertex:
 
     @staticmethod
     def sdk() -> Any:
-        """``google.cloud.aiplatform``, initialised as the project's own code does it."""
-        from pipelines import backends
-        from pipelines.vertex_sdk import aiplatform
+        """``google.cloud.aiplatform``, the SDK a user drives Vertex with, initialised for the
+        emulator (REST, anonymous) with the settings the project's own adapters use: the tests
+        make and read resources with Google's client, the adapters with theirs."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import aiplatform
 
-        return aiplatform(backends.vertex_settings())
+        from pipelines import backends
+
+        settings = backends.vertex_settings()
+        aiplatform.init(
+            project=settings.project,
+            location=settings.location,
+            api_endpoint=settings.api_endpoint,
+            api_transport="rest",
+            credentials=AnonymousCredentials(),
+            staging_bucket=settings.staging_bucket,
+        )
+        return aiplatform
 
 
 def start_vertex(

@@ -9,7 +9,7 @@ from pipelines import backends
 from pipelines.alerts import PubSubPublisher, PushPublisher
 from pipelines.images import BASE_IMAGE
 from pipelines.registry.vertex import VertexModelRegistry
-from pipelines.vertex_sdk import VertexSettings
+from pipelines.vertex_api import VertexSettings
 
 VARIABLES = (
     "VERTEX_API_ENDPOINT", "GOOGLE_CLOUD_PROJECT", "CLOUD_ML_PROJECT_ID", "GOOGLE_CLOUD_REGION",
@@ -31,21 +31,16 @@ def test_the_api_endpoint_alone_selects_the_emulator(env: pytest.MonkeyPatch) ->
     on_vertex = backends.vertex_settings()
     assert (on_vertex.project, on_vertex.location, on_vertex.api_endpoint) == ("p", "europe-west4", None)
     assert not on_vertex.local
-    assert on_vertex.init_arguments() == {"project": "p", "location": "europe-west4"}
+    assert on_vertex.client_arguments() == {"api_endpoint": "europe-west4-aiplatform.googleapis.com"}
 
     env.setenv("VERTEX_API_ENDPOINT", "http://127.0.0.1:8790")
     env.setenv("GOOGLE_CLOUD_PROJECT", "local-project")
     local = backends.vertex_settings()
     assert local.local and local.project == "local-project"
-    assert local.init_arguments() == {
-        "project": "local-project",
-        "location": "europe-west4",
-        "api_endpoint": "http://127.0.0.1:8790",
-        "api_transport": "rest",
-    }
+    assert local.client_arguments() == {"api_endpoint": "http://127.0.0.1:8790", "transport": "rest"}
     private = VertexSettings("p", "us-central1", api_endpoint="https://us-central1-aiplatform.example.com/")
-    assert private.init_arguments()["api_endpoint"] == "us-central1-aiplatform.example.com"
-    assert "api_transport" not in private.init_arguments() and not private.local
+    assert private.client_arguments() == {"api_endpoint": "us-central1-aiplatform.example.com"}
+    assert not private.local
 
 
 def test_project_is_required(env: pytest.MonkeyPatch) -> None:

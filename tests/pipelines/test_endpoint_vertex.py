@@ -18,8 +18,9 @@ def test_an_endpoint_is_found_by_its_name_or_created_with_it_as_id(vertex: Verte
     with pytest.raises(EndpointError, match="there is no endpoint named 'scoring'"):
         missing.predict([{"x": 1}])
     created = VertexEndpoint("scoring", backends.vertex_settings())._endpoint()  # as deploy() does
-    assert created.resource_name.endswith("/endpoints/scoring")
-    assert backends.endpoint("scoring").describe().resource_name == created.resource_name
+    assert created is not None and created.endswith("/endpoints/scoring")
+    assert backends.endpoint("scoring").describe().resource_name == created
+    assert vertex.sdk().Endpoint(created).display_name == "scoring"
     # An endpoint made in the console has a numeric id: found by its display name.
     console = vertex.sdk().Endpoint.create(display_name="Console Endpoint")
     assert backends.endpoint("Console Endpoint").describe().resource_name == console.resource_name

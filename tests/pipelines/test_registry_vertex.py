@@ -1,5 +1,6 @@
-"""The Vertex AI Model Registry adapter: its pure argument builders, then the adapter itself
-against the Vertex AI emulator through the real SDK (REST, anonymous credentials)."""
+"""The Vertex AI Model Registry adapter: its pure request builders (checked against Google's
+types and the SDK's own rules), then the adapter itself against the Vertex AI emulator, whose
+resources the tests also make and read with the SDK (REST, anonymous credentials)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,20 @@ from pipelines import backends
 from pipelines.images import BASE_IMAGE
 from pipelines.registry import RegistryError
 from pipelines.registry.vertex import (
-    container_arguments,
     parse_version_description,
-    upload_arguments,
+    stage_folder,
+    staging_uri,
+    upload_request,
     vertex_labels,
 )
 from pipelines.serving.contract import serving_container_spec
-from pipelines.serving.vertex import EndpointError, split_by_deployed_id, traffic_by_version
+from pipelines.serving.vertex import (
+    EndpointError,
+    allocate_traffic,
+    split_by_deployed_id,
+    traffic_by_version,
+    unallocate_traffic,
+)
 from tests.pipelines.conftest import Vertex
 
 
@@ -28,9 +36,12 @@ def test_labels_follow_vertex_rules() -> None:
     assert len(many) == 64 and all(len(v) == 63 for v in many.values())
 
 
-def test_upload_arguments_for_a_new_and_an_existing_model() -> None:
+def test_the_upload_request_for_a_new_and_an_existing_model() -> None:
+    from google.cloud.aiplatform_v1 import UploadModelRequest
+
     spec = serving_container_spec("IMAGE", model_name="churn", records_uri="gs://r/serving", sample_rate=0.5)
     common = dict(
+        parent="projects/p/locations/us-central1",
         model_name="churn",
         artifact_uri="gs://b/models/churn/run-1",
         container_spec=spec,
@@ -39,18 +50,21 @@ def test_upload_arguments_for_a_new_and_an_existing_model() -> None:
         aliases=["challenger"],
         description="trained by run-1",
     )
-    first = upload_arguments(**common, parent_model=None)  # type: ignore[arg-type]
-    assert first["model_id"] == "churn" and "parent_model" not in first
-    assert first["version_aliases"] == ["challenger"] and first["is_default_version"] is True
-    assert first["labels"] == {"data_uri": "gs___b_x_csv"}
-    assert first["serving_container_image_uri"] == "IMAGE"
-    assert first["serving_container_command"] == ["mlops-events", "serve"]
-    assert first["serving_container_environment_variables"] == {
+    first = upload_request(**common, parent_model=None)  # type: ignore[arg-type]
+    # Google's type parses it, unknown fields refused: every field name is one Vertex knows.
+    parsed = UploadModelRequest.from_json(__import__("json").dumps(first))
+    assert parsed.model_id == "churn" and not parsed.parent_model
+    model = parsed.model
+    assert list(model.version_aliases) == ["challenger", "default"]  # the new version is the default
+    assert dict(model.labels) == {"data_uri": "gs___b_x_csv"}
+    assert model.container_spec.image_uri == "IMAGE"
+    assert list(model.container_spec.command) == ["mlops-events", "serve"]
+    assert {e.name: e.value for e in model.container_spec.env} == {
         "MLOPS_MODEL_NAME": "churn",
         "MLOPS_SERVING_SAMPLE_RATE": "0.5",
         "MLOPS_SERVING_RECORDS_URI": "gs://r/serving",
     }
-    labels, metrics, decisions, text = parse_version_description(first["version_description"])
+    labels, metrics, decisions, text = parse_version_description(model.version_description)
     assert (labels, metrics, decisions, text) == (
         {"data_uri": "gs://b/x.csv"},
         {"roc_auc": 0.91},
@@ -58,14 +72,60 @@ def test_upload_arguments_for_a_new_and_an_existing_model() -> None:
         "trained by run-1",
     )
     parent = "projects/p/locations/us-central1/models/churn"
-    later = upload_arguments(**common, parent_model=parent)  # type: ignore[arg-type]
-    assert later["parent_model"] == parent and "model_id" not in later
+    later = upload_request(**{**common, "aliases": ["default"]}, parent_model=parent)  # type: ignore[arg-type]
+    assert later["parentModel"] == parent and "modelId" not in later
+    assert later["model"]["versionAliases"] == ["default"]
     with pytest.raises(RegistryError, match="alias"):
-        upload_arguments(**{**common, "aliases": ["Champion!"]}, parent_model=parent)  # type: ignore[arg-type]
+        upload_request(**{**common, "aliases": ["Champion!"]}, parent_model=parent)  # type: ignore[arg-type]
     with pytest.raises(RegistryError, match="not a valid Vertex model id"):
-        upload_arguments(**{**common, "model_name": "Churn"}, parent_model=None)  # type: ignore[arg-type]
+        upload_request(**{**common, "model_name": "Churn"}, parent_model=None)  # type: ignore[arg-type]
     assert parse_version_description("written in the console") == ({}, {}, [], "written in the console")
-    assert container_arguments({"imageUri": "i"})["serving_container_command"] is None
+
+
+def test_a_staged_folder_keeps_its_layout_in_a_new_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model.joblib").write_bytes(b"w")
+    (folder / "sub" / "holdout.parquet").write_bytes(b"h")
+    target = tmp_path / "bucket"
+    one, two = staging_uri(str(target)), staging_uri(str(target))
+    assert one != two and one.startswith(f"{target}/vertex_ai_auto_staging/")
+    assert stage_folder(folder, one) == one
+    assert sorted(p.relative_to(one).as_posix() for p in Path(one).rglob("*") if p.is_file()) == [
+        "model.joblib",
+        "sub/holdout.parquet",
+    ]
+    with pytest.raises(RegistryError, match="is not a folder"):
+        stage_folder(folder / "model.joblib", two)
+
+
+@pytest.mark.parametrize(
+    "split, percent",
+    [({}, 100), ({"111": 100}, 10), ({"111": 90, "222": 10}, 10), ({"111": 33, "222": 67}, 25),
+     ({"111": 50, "222": 50}, 100), ({"111": 1, "222": 99}, 3)],
+)  # fmt: skip
+def test_traffic_is_allocated_as_the_sdk_allocates_it(split: dict[str, int], percent: int) -> None:
+    from google.cloud.aiplatform.models import Endpoint
+
+    assert allocate_traffic(split, percent) == Endpoint._allocate_traffic(dict(split), percent)
+    assert sum(allocate_traffic(split, percent).values()) == 100
+
+
+@pytest.mark.parametrize(
+    "split, deployed_id",
+    [({"111": 100}, "111"), ({"111": 90, "222": 10}, "222"), ({"111": 90, "222": 10}, "111"),
+     ({"111": 33, "222": 33, "333": 34}, "333"), ({"111": 100, "222": 0}, "222"), ({"111": 100}, "999")],
+)  # fmt: skip
+def test_traffic_is_unallocated_as_the_sdk_unallocates_it(split: dict[str, int], deployed_id: str) -> None:
+    from google.cloud.aiplatform.models import Endpoint
+
+    ours = unallocate_traffic(split, deployed_id)
+    if deployed_id in split:
+        theirs = Endpoint._unallocate_traffic(dict(split), deployed_id)
+        theirs.pop(deployed_id)  # the SDK's undeploy leaves it out too
+    else:
+        theirs = dict(split)  # the SDK's undeploy sends the split as it is
+    assert ours == theirs
 
 
 def test_endpoint_traffic_translates() -> None:
@@ -99,7 +159,7 @@ def test_versions_aliases_and_names_as_vertex_resolves_them(vertex: Vertex, tmp_
         "churn", model_folder(tmp_path, "v2"), labels={}, metrics={"roc_auc": 0.8}, aliases=["challenger"]
     )
     assert (first.version, second.version) == ("1", "2")
-    # The SDK staged each local folder into the staging bucket.
+    # Each local folder was staged into the staging bucket, as the SDK stages one.
     assert first.artifact_uri.startswith(vertex.staging_bucket + "/vertex_ai_auto_staging/")
     assert first.labels == {"data_uri": "gs://b/x.csv"} and first.metrics == {"roc_auc": 0.9}
     assert registry.get("churn", "challenger") == registry.get("churn", "2")  # the alias moved
@@ -188,3 +248,26 @@ def test_a_local_folder_without_a_staging_bucket_is_a_clear_error(
         "nowhere", model_folder(tmp_path, "again"), labels={}, metrics={}
     )
     assert staged.artifact_uri.startswith(vertex.staging_bucket + "/")
+
+
+@pytest.mark.slow
+def test_the_adapters_never_import_the_aiplatform_sdk(vertex: Vertex, tmp_path: Path) -> None:
+    """Every task registers or deploys: the SDK cost ~3 s of CPU to import in each of them, its
+    generated clients (``aiplatform_v1``) ~1.3 s."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from pipelines import backends
+registry = backends.model_registry()
+version = registry.register("sdk-free", {model_folder(tmp_path)!r}, labels={{}}, metrics={{}})
+assert registry.get("sdk-free", version.version) == version
+assert backends.endpoint("sdk-free-live").describe().traffic == {{}}
+print(sorted(m for m in sys.modules if m == "google.cloud.aiplatform" or m.startswith("google.cloud.aiplatform.")))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
