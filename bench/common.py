@@ -295,6 +295,16 @@ class TimedVertex:
     def timings(self) -> list[tuple[float, float]]:
         return [(a, b) for a, b in self._get("timings")["timings"]]
 
+    def timings_since(self, seen: int, wait: float = 1.0) -> list[tuple[float, float]]:
+        """The timings after the first ``seen``, waiting up to ``wait`` seconds for one: the server
+        records a call after its answer is written, so the client can read it a moment earlier."""
+        deadline = time.perf_counter() + wait
+        while True:
+            found = self.timings[seen:]
+            if found or time.perf_counter() > deadline:
+                return found
+            time.sleep(0.0002)
+
     @property
     def stats(self) -> Stats:
         return Stats(**self._get("stats"))
